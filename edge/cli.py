@@ -1,0 +1,80 @@
+"""The ``audiomnist-edge`` command group.
+
+Commands live in their own modules and are imported only when invoked, so
+``audiomnist-edge --help`` and the light commands never pay for heavy imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from . import __version__
+from .errors import EdgeError
+
+# name -> (module, attribute, one-line help shown in --help without importing)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "features": ("audiomnist_edge.features_cmd", "features",
+                 "Print the MFCC feature matrix of WAV files."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="audiomnist-edge")
+@click.option("--debug", is_flag=True, help="Log what happens, with timings, to stderr.")
+def cli(debug: bool) -> None:
+    """Recognise spoken digits (0-9) on small devices.
+
+    \b
+    Typical session:
+      audiomnist-edge features clip.wav     # MFCCs the model would see
+    Run any command with --help for its options and examples.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s" if debug else "%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit status 1."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except EdgeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except BrokenPipeError:
+        sys.exit(1)

@@ -1,0 +1,168 @@
+"""FeatureParams: the one description of the features a model was trained on.
+
+Training and the device runtime both read this object, it travels inside the
+model artifact, and its hash lets a runtime refuse features it cannot match.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+from .errors import EdgeError
+
+SCHEMA = 1
+
+
+class ConfigError(EdgeError, ValueError):
+    """A feature configuration the runtime cannot compute."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FeatureParams:
+    """Every parameter of the clip -> MFCC-matrix path.
+
+    The MFCC part mirrors librosa (centre-padded STFT, periodic Hann window,
+    Slaney mel filterbank with Slaney norm, dB, DCT); the clip part (trim,
+    centre, per-clip normalisation) is this project's own.
+    """
+
+    sample_rate: int = 8000
+    """Model sample rate in Hz; audio at other rates is resampled first."""
+    clip_seconds: float = 1.0
+    """Length of the model's input window in seconds."""
+    n_fft: int = 256
+    """FFT size in samples (32 ms at 8 kHz)."""
+    win_length: int = 200
+    """Analysis window in samples (25 ms at 8 kHz), centred in the FFT frame."""
+    hop_length: int = 80
+    """Frame step in samples (10 ms at 8 kHz)."""
+    center: bool = True
+    """Pad n_fft // 2 samples on both sides so frame t is centred on t * hop."""
+    pad_mode: str = "constant"
+    """Padding for center=True; only 'constant' (zeros) is supported."""
+    power: float = 2.0
+    """Exponent of the magnitude spectrum (2 = power)."""
+    n_mels: int = 40
+    """Number of mel bands."""
+    fmin: float = 20.0
+    """Lowest mel band edge in Hz."""
+    fmax: float = 4000.0
+    """Highest mel band edge in Hz (at most sample_rate / 2)."""
+    db_ref: float = 1.0
+    """Reference power for dB: fixed, so a frame depends only on its samples."""
+    db_amin: float = 1e-10
+    """Power floor before the logarithm."""
+    top_db: float | None = None
+    """Clamp relative to the loudest frame of the clip; None keeps frames independent."""
+    n_mfcc: int = 13
+    """Cepstral coefficients kept."""
+    dct_type: int = 2
+    """DCT type; only 2 is supported."""
+    dct_norm: str | None = "ortho"
+    """DCT normalisation: 'ortho' or None."""
+    lifter: float = 0.0
+    """Sinusoidal liftering coefficient; 0 disables it."""
+    trim_db: float | None = 30.0
+    """Trim leading and trailing frames quieter than this many dB below the
+    loudest frame; None keeps the whole clip."""
+    cmvn: bool = True
+    """Normalise each coefficient to zero mean and unit variance over the clip's
+    speech frames; the frames outside the speech are zero."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.sample_rate < 1000 or self.sample_rate > 192000:
+            problems.append(f"sample_rate {self.sample_rate} Hz out of range")
+        if not 0.1 <= self.clip_seconds <= 10:
+            problems.append(f"clip_seconds {self.clip_seconds} out of range")
+        if not 0 < self.win_length <= self.n_fft:
+            problems.append("win_length must be in 1..n_fft")
+        if self.hop_length < 1:
+            problems.append("hop_length must be positive")
+        if self.pad_mode != "constant":
+            problems.append(f"pad_mode {self.pad_mode!r} unsupported (only 'constant')")
+        if self.dct_type != 2:
+            problems.append(f"dct_type {self.dct_type} unsupported (only 2)")
+        if self.dct_norm not in ("ortho", None):
+            problems.append(f"dct_norm {self.dct_norm!r} unsupported")
+        if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+            problems.append("need 0 <= fmin < fmax <= sample_rate / 2")
+        if not 0 < self.n_mfcc <= self.n_mels:
+            problems.append("need 0 < n_mfcc <= n_mels")
+        if self.power <= 0 or self.db_amin <= 0 or self.db_ref <= 0:
+            problems.append("power, db_amin and db_ref must be positive")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    @property
+    def clip_samples(self) -> int:
+        """Samples in one model input window."""
+        return int(round(self.clip_seconds * self.sample_rate))
+
+    @property
+    def n_frames(self) -> int:
+        """Frames in one model input window (centre-padded framing)."""
+        return 1 + self.clip_samples // self.hop_length
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """Shape of the model's feature matrix: (n_frames, n_mfcc)."""
+        return (self.n_frames, self.n_mfcc)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys, no spaces): the input of the hash."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FeatureParams":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown feature parameters: {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None
+
+    @classmethod
+    def from_json(cls, text: str) -> "FeatureParams":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"feature configuration is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError("feature configuration must be a JSON object")
+        return cls.from_dict(data)
+
+    def stable_hash(self) -> str:
+        """First 16 hex digits of the SHA-256 of the canonical JSON."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    def librosa_melspectrogram_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``librosa.feature.melspectrogram(y=...)``."""
+        return dict(
+            sr=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length,
+            win_length=self.win_length, window="hann", center=self.center,
+            pad_mode=self.pad_mode, power=self.power, n_mels=self.n_mels,
+            fmin=self.fmin, fmax=self.fmax, htk=False, norm="slaney",
+        )
+
+    def librosa_power_to_db_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``librosa.power_to_db``."""
+        return dict(ref=self.db_ref, amin=self.db_amin, top_db=self.top_db)
+
+    def librosa_mfcc_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``librosa.feature.mfcc(S=dB_mel, ...)``.
+
+        librosa's ``mfcc(y=...)`` applies ``power_to_db`` with its default
+        ``top_db=80`` and no way to change it, so the exact path passes the dB
+        mel spectrogram built with the two methods above as ``S``.
+        """
+        return dict(n_mfcc=self.n_mfcc, dct_type=self.dct_type,
+                    norm=self.dct_norm, lifter=self.lifter)

@@ -1,0 +1,212 @@
+"""MFCC features in pure NumPy, matching librosa for the same FeatureParams.
+
+Every function is pure: arrays in, arrays out. Matrices that depend only on
+parameters (window, mel filterbank, DCT) are built once and cached. Frames are
+rows: a feature matrix has shape (n_frames, n_coefficients).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .config import FeatureParams
+
+# Slaney's mel scale: linear below 1 kHz, logarithmic above.
+_F_SP = 200.0 / 3
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+_LOGSTEP = np.log(6.4) / 27.0
+
+
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney mel value of frequencies in Hz."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / _F_SP
+    log = _MIN_LOG_MEL + np.log(np.maximum(hz, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP
+    return np.where(hz >= _MIN_LOG_HZ, log, linear)
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """Frequencies in Hz of Slaney mel values."""
+    mel = np.asarray(mel, dtype=np.float64)
+    linear = mel * _F_SP
+    log = _MIN_LOG_HZ * np.exp(_LOGSTEP * (np.maximum(mel, _MIN_LOG_MEL) - _MIN_LOG_MEL))
+    return np.where(mel >= _MIN_LOG_MEL, log, linear)
+
+
+@functools.lru_cache(maxsize=16)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
+                   fmax: float, warp: float = 1.0) -> np.ndarray:
+    """Slaney-normalised triangular mel filters, shape (n_mels, n_fft // 2 + 1).
+
+    ``warp`` scales the band edges (vocal-tract-length perturbation for
+    training augmentation); 1.0 is the filterbank librosa builds.
+    """
+    fft_hz = np.linspace(0, sample_rate / 2, 1 + n_fft // 2)
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    edges = np.clip(edges * warp, 0, sample_rate / 2) if warp != 1.0 else edges
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    weights = weights.astype(np.float32)
+    weights.flags.writeable = False
+    return weights
+
+
+@functools.lru_cache(maxsize=16)
+def analysis_window(win_length: int, n_fft: int) -> np.ndarray:
+    """Periodic Hann window of win_length, zero-padded to n_fft and centred."""
+    n = np.arange(win_length)
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * n / win_length)
+    window = np.zeros(n_fft, dtype=np.float32)
+    start = (n_fft - win_length) // 2
+    window[start:start + win_length] = hann
+    window.flags.writeable = False
+    return window
+
+
+@functools.lru_cache(maxsize=16)
+def dct_matrix(n_mels: int, n_mfcc: int, norm: str | None) -> np.ndarray:
+    """DCT-II basis, shape (n_mfcc, n_mels); ``norm='ortho'`` makes it orthonormal."""
+    k = np.arange(n_mfcc)[:, None]
+    n = np.arange(n_mels)[None, :]
+    basis = 2.0 * np.cos(np.pi * k * (2 * n + 1) / (2 * n_mels))
+    if norm == "ortho":
+        basis[0] *= np.sqrt(1.0 / (4 * n_mels))
+        basis[1:] *= np.sqrt(1.0 / (2 * n_mels))
+    basis = basis.astype(np.float32)
+    basis.flags.writeable = False
+    return basis
+
+
+def frame_signal(samples: np.ndarray, n_fft: int, hop_length: int,
+                 center: bool = True) -> np.ndarray:
+    """Split samples into overlapping frames, shape (n_frames, n_fft).
+
+    With ``center`` the signal is zero-padded by n_fft // 2 on both sides, so
+    there are 1 + len(samples) // hop_length frames. Without it, a signal
+    shorter than n_fft is zero-padded to one frame.
+    """
+    x = np.asarray(samples, dtype=np.float32)
+    if center:
+        x = np.pad(x, n_fft // 2)
+    if len(x) < n_fft:
+        x = np.pad(x, (0, n_fft - len(x)))
+    n_frames = 1 + (len(x) - n_fft) // hop_length
+    return np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop_length][:n_frames]
+
+
+def power_spectrum(frames: np.ndarray, window: np.ndarray, power: float = 2.0) -> np.ndarray:
+    """|rFFT(frame * window)| ** power, shape (n_frames, n_fft // 2 + 1)."""
+    spectrum = np.abs(np.fft.rfft(frames * window, axis=-1))
+    return spectrum ** power if power != 1.0 else spectrum
+
+
+def power_to_db(power: np.ndarray, ref: float = 1.0, amin: float = 1e-10,
+                top_db: float | None = None) -> np.ndarray:
+    """10 * log10(max(power, amin) / ref), optionally clamped top_db below the peak."""
+    db = 10.0 * np.log10(np.maximum(amin, power))
+    db -= 10.0 * np.log10(max(amin, ref))
+    if top_db is not None:
+        db = np.maximum(db, db.max() - top_db)
+    return db
+
+
+def lifter(mfccs: np.ndarray, coefficient: float) -> np.ndarray:
+    """Sinusoidal liftering of the cepstral axis (last); 0 returns the input."""
+    if coefficient <= 0:
+        return mfccs
+    n = np.arange(1, 1 + mfccs.shape[-1])
+    return mfccs * (1 + (coefficient / 2) * np.sin(np.pi * n / coefficient))
+
+
+def log_mel(samples: np.ndarray, params: FeatureParams, warp: float = 1.0) -> np.ndarray:
+    """dB mel spectrogram, shape (n_frames, n_mels)."""
+    frames = frame_signal(samples, params.n_fft, params.hop_length, params.center)
+    spectrum = power_spectrum(frames, analysis_window(params.win_length, params.n_fft),
+                              params.power)
+    filters = mel_filterbank(params.sample_rate, params.n_fft, params.n_mels,
+                             params.fmin, params.fmax, warp)
+    mel = spectrum.astype(np.float32) @ filters.T
+    return power_to_db(mel, params.db_ref, params.db_amin, params.top_db)
+
+
+def mfcc(samples: np.ndarray, params: FeatureParams, warp: float = 1.0) -> np.ndarray:
+    """MFCCs of a 1-D float signal at params.sample_rate, shape (n_frames, n_mfcc).
+
+    Equals ``librosa.feature.mfcc(S=power_to_db(melspectrogram(y)))`` with the
+    keyword arguments FeatureParams gives, transposed.
+    """
+    basis = dct_matrix(params.n_mels, params.n_mfcc, params.dct_norm)
+    coefficients = log_mel(samples, params, warp) @ basis.T
+    return lifter(coefficients, params.lifter).astype(np.float32)
+
+
+def speech_bounds(samples: np.ndarray, params: FeatureParams) -> tuple[int, int]:
+    """(start, end) sample indices of the speech in a clip.
+
+    Frames (win_length long, hop_length apart) whose mean power is more than
+    params.trim_db below the loudest frame are trimmed from both ends. A clip
+    with no signal at all keeps its full length.
+    """
+    n = len(samples)
+    if params.trim_db is None or n == 0:
+        return 0, n
+    x = np.asarray(samples, dtype=np.float64)
+    win, hop = params.win_length, params.hop_length
+    if n < win:
+        x = np.pad(x, (0, win - n))
+    frames = np.lib.stride_tricks.sliding_window_view(x, win)[::hop]
+    energy = np.mean(frames ** 2, axis=1)
+    peak = energy.max()
+    if peak <= 0:
+        return 0, n
+    loud = np.flatnonzero(energy >= peak * 10.0 ** (-params.trim_db / 10.0))
+    start = int(loud[0]) * hop
+    end = min(n, int(loud[-1]) * hop + win)
+    return start, end
+
+
+def centre_crop(samples: np.ndarray, length: int) -> np.ndarray:
+    """The middle ``length`` samples of a longer signal (the signal if shorter)."""
+    excess = len(samples) - length
+    if excess <= 0:
+        return samples
+    return samples[excess // 2: excess // 2 + length]
+
+
+def cmvn(features: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """Zero mean, unit variance per coefficient over the frames (axis 0)."""
+    mean = features.mean(axis=0, keepdims=True)
+    std = features.std(axis=0, keepdims=True)
+    return (features - mean) / np.maximum(std, eps)
+
+
+def place_centred(features: np.ndarray, n_frames: int) -> np.ndarray:
+    """Put a (k, d) matrix in the middle of n_frames zero rows, shape (n_frames, d)."""
+    out = np.zeros((n_frames, features.shape[1]), dtype=np.float32)
+    k = min(len(features), n_frames)
+    start = (n_frames - k) // 2
+    skip = (len(features) - k) // 2
+    out[start:start + k] = features[skip:skip + k]
+    return out
+
+
+def clip_features(samples: np.ndarray, params: FeatureParams, warp: float = 1.0) -> np.ndarray:
+    """The model's input for one utterance, shape params.input_shape.
+
+    Trim silence, keep at most one clip of speech (the middle), compute MFCCs of
+    the speech alone, normalise them per clip (params.cmvn), and centre them in
+    the clip's frame grid with zeros around.
+    """
+    start, end = speech_bounds(samples, params)
+    speech = centre_crop(np.asarray(samples[start:end], dtype=np.float32), params.clip_samples)
+    coefficients = mfcc(speech, params, warp)
+    if params.cmvn:
+        coefficients = cmvn(coefficients)
+    return place_centred(coefficients, params.n_frames)

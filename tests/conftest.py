@@ -1,0 +1,34 @@
+"""Shared fixtures: where the FSDD recordings are, and small helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FSDD_ENV = "AUDIOMNIST_EDGE_FSDD"
+
+
+def fsdd_root() -> Path:
+    """The FSDD folder: $AUDIOMNIST_EDGE_FSDD, else ../shared/datasets/fsdd beside the repo."""
+    return Path(os.environ.get(FSDD_ENV, REPO.parent / "shared" / "datasets" / "fsdd"))
+
+
+@pytest.fixture(scope="session")
+def fsdd() -> Path:
+    """The FSDD root (holding recordings/); skips locally, fails in CI, when absent."""
+    root = fsdd_root()
+    if not (root / "recordings").is_dir():
+        message = f"FSDD not found at {root} (set {FSDD_ENV})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return root
+
+
+@pytest.fixture(scope="session")
+def fsdd_test_clips(fsdd: Path) -> list[Path]:
+    """FSDD's official test clips (takes 0-4), sorted: 300 files."""
+    return sorted(p for p in (fsdd / "recordings").glob("*.wav") if int(p.stem.split("_")[2]) < 5)
