@@ -1,0 +1,1 @@
+"""Keras -> self-describing TFLite models (needs the ``[train]`` extra)."""

@@ -1,0 +1,82 @@
+"""TFLite interpreter backends, tried in order: ai-edge-litert, tflite-runtime, TensorFlow.
+
+A backend that imports but cannot create an interpreter (tflite-runtime 2.14
+built for NumPy 1.x fails under NumPy 2 only at that point) is skipped with a
+logged reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import EdgeError
+
+log = logging.getLogger(__name__)
+
+# backend name -> (module to import, attribute path of the Interpreter class, distribution)
+BACKENDS: dict[str, tuple[str, str, str]] = {
+    "ai-edge-litert": ("ai_edge_litert.interpreter", "Interpreter", "ai-edge-litert"),
+    "tflite-runtime": ("tflite_runtime.interpreter", "Interpreter", "tflite-runtime"),
+    "tensorflow": ("tensorflow", "lite.Interpreter", "tensorflow-cpu"),
+}
+
+
+class BackendError(EdgeError):
+    """No TFLite interpreter backend could run the model."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The interpreter package in use and its version."""
+
+    name: str
+    version: str
+
+
+def _version(distribution: str, module: Any) -> str:
+    from importlib import metadata
+
+    for name in (distribution, distribution.replace("-cpu", "")):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return getattr(module, "__version__", "unknown")
+
+
+def create_interpreter(model_content: bytes, backend: str | None = None,
+                       num_threads: int = 1) -> tuple[Any, Backend]:
+    """An allocated interpreter for the model bytes, from the first backend that works.
+
+    Args:
+        model_content: the .tflite file's bytes.
+        backend: a key of BACKENDS to use only that one; None tries them in order.
+        num_threads: interpreter threads (1 suits a small model on a small CPU).
+    """
+    names = [backend] if backend else list(BACKENDS)
+    reasons = []
+    for name in names:
+        if name not in BACKENDS:
+            raise BackendError(f"unknown backend {name!r} (choose from {', '.join(BACKENDS)})")
+        module_name, attribute, distribution = BACKENDS[name]
+        try:
+            interpreter_class: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                interpreter_class = getattr(interpreter_class, part)
+            interpreter = interpreter_class(model_content=model_content, num_threads=num_threads)
+            interpreter.allocate_tensors()
+        except ImportError as exc:
+            reasons.append(f"{name}: not installed")
+            log.debug("backend %s unavailable: %s", name, exc)
+            continue
+        except Exception as exc:  # a backend that imports but cannot run
+            reasons.append(f"{name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            log.warning("skipping backend %s: %s", name, reasons[-1])
+            continue
+        top = importlib.import_module(module_name.split(".")[0])
+        return interpreter, Backend(name, _version(distribution, top))
+    raise BackendError("no TFLite interpreter could run the model ("
+                       + "; ".join(reasons) + "); pip install ai-edge-litert")

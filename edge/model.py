@@ -1,0 +1,117 @@
+"""A loaded model: checked artifact + interpreter, from samples to a digit.
+
+    model = Model.load()                      # the packaged default model
+    prediction = model.classify(samples, 16000)
+    prediction.label, prediction.probability, prediction.top
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .artifact import Artifact, ModelError, read_artifact
+from .features import clip_features
+from .interpreter import Backend, create_interpreter
+from .resample import resample
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.tflite"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A decision: the best label, its probability, and the top-k (label, p) pairs."""
+
+    label: str
+    probability: float
+    top: list[tuple[str, float]]
+
+
+class Model:
+    """A checked model artifact bound to an interpreter backend."""
+
+    def __init__(self, artifact: Artifact, backend: str | None = None, num_threads: int = 1) -> None:
+        self.artifact = artifact
+        self.params = artifact.params
+        self.labels = artifact.labels
+        self._interpreter, self.backend = create_interpreter(artifact.content, backend, num_threads)
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        expected = int(np.prod(self.params.input_shape))
+        if int(np.prod(self._input["shape"])) != expected:
+            raise ModelError(f"{artifact.path}: input shape {list(self._input['shape'])} does not "
+                             f"fit the feature configuration {list(self.params.input_shape)}")
+        if int(np.prod(self._output["shape"])) != len(self.labels):
+            raise ModelError(f"{artifact.path}: {int(np.prod(self._output['shape']))} outputs "
+                             f"for {len(self.labels)} labels")
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, backend: str | None = None,
+             num_threads: int = 1) -> "Model":
+        """Load and check a model file (the packaged default model when path is None)."""
+        target = Path(path) if path is not None else DEFAULT_MODEL
+        if path is None and not target.exists():
+            raise ModelError(f"no default model packaged at {target}; pass --model")
+        artifact = read_artifact(target)
+        model = cls(artifact, backend, num_threads)
+        log.debug("loaded %s (%d bytes) with %s %s", target, len(artifact.content),
+                  model.backend.name, model.backend.version)
+        return model
+
+    @property
+    def path(self) -> Path:
+        return self.artifact.path
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.artifact.metadata
+
+    @property
+    def input_details(self) -> dict[str, Any]:
+        return self._input
+
+    @property
+    def output_details(self) -> dict[str, Any]:
+        return self._output
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (n_labels,), for one feature matrix.
+
+        Args:
+            features: float32 array of shape params.input_shape, as clip_features returns.
+        """
+        x = np.asarray(features, dtype=np.float32).reshape(self._input["shape"])
+        scale, zero_point = self._input["quantization"]
+        if self._input["dtype"] != np.float32:
+            info = np.iinfo(self._input["dtype"])
+            x = np.clip(np.round(x / scale) + zero_point, info.min, info.max)
+        self._interpreter.set_tensor(self._input["index"], x.astype(self._input["dtype"]))
+        self._interpreter.invoke()
+        y = self._interpreter.get_tensor(self._output["index"]).reshape(-1)
+        scale, zero_point = self._output["quantization"]
+        if self._output["dtype"] != np.float32:
+            y = (y.astype(np.float32) - zero_point) * scale
+        return y.astype(np.float32)
+
+    def decide(self, probabilities: np.ndarray, top_k: int = 3) -> Prediction:
+        """The Prediction for a probability vector."""
+        order = np.argsort(probabilities)[::-1][:max(1, top_k)]
+        top = [(self.labels[i], float(probabilities[i])) for i in order]
+        return Prediction(label=top[0][0], probability=top[0][1], top=top)
+
+    def classify(self, samples: np.ndarray, sample_rate: int, top_k: int = 3) -> Prediction:
+        """Decide the digit spoken in one utterance.
+
+        Args:
+            samples: float32 mono samples in [-1, 1], shape (n,).
+            sample_rate: their rate in Hz; resampled to the model's rate if different.
+            top_k: how many (label, probability) pairs to return in ``top``.
+        """
+        samples = resample(samples, sample_rate, self.params.sample_rate)
+        return self.decide(self.probabilities(clip_features(samples, self.params)), top_k)
