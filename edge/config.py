@@ -53,8 +53,9 @@ class FeatureParams:
     """Highest mel band edge in Hz (at most sample_rate / 2)."""
     db_ref: float = 1.0
     """Reference power for dB: fixed, so a frame depends only on its samples."""
-    db_amin: float = 1e-10
-    """Power floor before the logarithm."""
+    db_amin: float = 1e-8
+    """Power floor before the logarithm (-80 dB): below it, float32 rounding
+    noise of the spectrum would decide the value."""
     top_db: float | None = None
     """Clamp relative to the loudest frame of the clip; None keeps frames independent."""
     n_mfcc: int = 13

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import click
@@ -14,10 +15,13 @@ from .features import clip_features, mfcc, speech_bounds
 from .resample import resample
 from .wav import read_wav
 
+log = logging.getLogger(__name__)
+
 
 def wav_at_rate(path: str, sample_rate: int) -> tuple[np.ndarray, int]:
     """Mono samples of a WAV file resampled to ``sample_rate``, and its own rate."""
     samples, rate = read_wav(path)
+    log.debug("%s: %d samples at %d Hz", path, len(samples), rate)
     return resample(samples, rate, sample_rate), rate
 
 

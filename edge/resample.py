@@ -39,7 +39,7 @@ class Resampler:
 
     ``process(block)`` returns every output sample whose filter support is
     already available; ``flush()`` returns the rest, treating the stream as
-    followed by silence. The output has round(len * rate_out / rate_in) samples.
+    followed by silence. The output has ceil(len * rate_out / rate_in) samples.
     """
 
     def __init__(self, rate_in: int, rate_out: int) -> None:
@@ -85,7 +85,7 @@ class Resampler:
         """The remaining output samples, as if the input continued with silence."""
         if self.up == self.down:
             return np.zeros(0, dtype=np.float32)
-        total = int(round(self._n_in * self.up / self.down))
+        total = -(-self._n_in * self.up // self.down)
         self._buffer = np.concatenate([self._buffer, np.zeros(2 * self.half + 1)])
         out = self._emit(self._offset + len(self._buffer) - 1)
         missing = total - (self._n_out - len(out))

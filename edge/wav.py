@@ -155,7 +155,7 @@ def wav_bytes(samples: np.ndarray, sample_rate: int, bits: int = 16) -> bytes:
     x = np.asarray(samples, dtype=np.float64)
     x = x[:, None] if x.ndim == 1 else x
     if bits == 16:
-        codec, data = PCM, (np.clip(x, -1, 1) * 32767).round().astype("<i2").tobytes()
+        codec, data = PCM, np.clip(np.round(x * 32768), -32768, 32767).astype("<i2").tobytes()
     elif bits == 32:
         codec, data = IEEE_FLOAT, x.astype("<f4").tobytes()
     else:

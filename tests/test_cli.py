@@ -1,0 +1,44 @@
+"""The command group end to end, in a subprocess as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from audiomnist_edge import __version__
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "audiomnist_edge", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_version_and_help() -> None:
+    assert run("--version").stdout.strip().endswith(__version__)
+    help_text = run("--help").stdout
+    assert "features" in help_text and "--debug" in help_text
+
+
+def test_features_json(fsdd_test_clips) -> None:
+    result = run("features", "--json", str(fsdd_test_clips[3]))
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["shape"] == [101, 13] and len(record["matrix"]) == 101
+
+
+def test_bad_file_is_one_line_error_and_others_still_run(tmp_path, fsdd_test_clips) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    result = run("features", str(bad), str(fsdd_test_clips[0]))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"error: {bad}: no fmt chunk"]
+    assert "MFCC 101x13" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_logs_to_stderr(fsdd_test_clips) -> None:
+    result = run("--debug", "features", str(fsdd_test_clips[0]))
+    assert result.returncode == 0
+    assert f"{fsdd_test_clips[0]}: " in result.stderr and "samples at 8000 Hz" in result.stderr
+    assert "samples at" not in run("features", str(fsdd_test_clips[0])).stderr

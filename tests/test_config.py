@@ -1,0 +1,72 @@
+"""FeatureParams: validation, JSON round trip, a hash that tracks every field."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from audiomnist_edge.config import ConfigError, FeatureParams
+
+
+def test_json_round_trip_and_stable_hash() -> None:
+    params = FeatureParams(n_mfcc=20, lifter=22.0, top_db=None)
+    again = FeatureParams.from_json(params.to_json())
+    assert again == params and again.stable_hash() == params.stable_hash()
+    assert FeatureParams().stable_hash() == FeatureParams().stable_hash()
+
+
+# A valid alternative for every field that has one (pad_mode and dct_type have a single option).
+ALTERNATIVES = {
+    "sample_rate": 16000, "clip_seconds": 1.5, "n_fft": 512, "win_length": 256, "hop_length": 128,
+    "center": False, "power": 1.0, "n_mels": 64, "fmin": 0.0, "fmax": 3800.0, "db_ref": 2.0,
+    "db_amin": 1e-10, "top_db": 80.0, "n_mfcc": 20, "dct_norm": None, "lifter": 22.0,
+    "trim_db": None, "cmvn": False,
+}
+
+
+def test_alternatives_cover_every_tunable_field() -> None:
+    fields = {f.name for f in dataclasses.fields(FeatureParams)}
+    assert fields - set(ALTERNATIVES) == {"pad_mode", "dct_type"}
+
+
+@pytest.mark.parametrize("field,value", sorted(ALTERNATIVES.items()))
+def test_every_field_changes_the_hash(field: str, value) -> None:
+    base = FeatureParams()
+    assert getattr(base, field) != value
+    assert dataclasses.replace(base, **{field: value}).stable_hash() != base.stable_hash()
+
+
+def test_derived_shapes() -> None:
+    params = FeatureParams(sample_rate=8000, clip_seconds=1.0, hop_length=80, n_mfcc=13)
+    assert params.clip_samples == 8000 and params.input_shape == (101, 13)
+
+
+@pytest.mark.parametrize("changes,problem", [
+    ({"win_length": 1024}, "win_length"),
+    ({"fmax": 9000.0}, "fmax"),
+    ({"pad_mode": "reflect"}, "pad_mode"),
+    ({"dct_type": 3}, "dct_type"),
+    ({"n_mfcc": 80}, "n_mfcc"),
+    ({"sample_rate": 10}, "sample_rate"),
+])
+def test_invalid_configurations_are_refused(changes: dict, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        FeatureParams(**changes)
+
+
+def test_unknown_fields_and_bad_json_are_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown feature parameters: warp"):
+        FeatureParams.from_dict({"warp": 1.1})
+    with pytest.raises(ConfigError, match="not JSON"):
+        FeatureParams.from_json("{")
+
+
+def test_librosa_accepts_the_keyword_arguments() -> None:
+    librosa = pytest.importorskip("librosa")
+    import numpy as np
+    params = FeatureParams()
+    y = np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32)
+    mel = librosa.feature.melspectrogram(y=y, **params.librosa_melspectrogram_kwargs())
+    db = librosa.power_to_db(mel, **params.librosa_power_to_db_kwargs())
+    assert librosa.feature.mfcc(S=db, **params.librosa_mfcc_kwargs()).shape == (13, 101)

@@ -1,0 +1,93 @@
+"""Waveform augmentation for robustness to new speakers and rooms.
+
+Pure functions of (samples, parameters[, rng]); all operate on float32 mono at
+the model's sample rate. The mel-filterbank warp (VTLP-like) is applied when
+the features are computed: ``clip_features(samples, params, warp=...)``.
+Augmentation is for training only; evaluation always sees clean clips.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..config import FeatureParams
+from ..features import clip_features
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentParams:
+    """Ranges the random augmentation draws from (uniformly)."""
+
+    copies: int = 4
+    """Augmented copies per training clip (0 disables augmentation)."""
+    speed: tuple[float, float] = (0.85, 1.15)
+    gain_db: tuple[float, float] = (-12.0, 6.0)
+    shift_seconds: float = 0.1
+    snr_db: tuple[float, float] = (10.0, 30.0)
+    noise_probability: float = 0.8
+    warp: float = 0.12
+    """Mel-filterbank warp: factor drawn from 1 +- warp."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def gain(samples: np.ndarray, db: float) -> np.ndarray:
+    """Scale by ``db`` decibels, clipped to [-1, 1]."""
+    return np.clip(samples * np.float32(10.0 ** (db / 20.0)), -1.0, 1.0).astype(np.float32)
+
+
+def shift(samples: np.ndarray, n: int) -> np.ndarray:
+    """Delay by ``n`` samples (advance if negative), zero-filled, same length."""
+    out = np.zeros_like(samples)
+    if n >= 0:
+        out[n:] = samples[:len(samples) - n] if n < len(samples) else []
+    else:
+        out[:n] = samples[-n:]
+    return out
+
+
+def add_noise(samples: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Add white Gaussian noise ``snr_db`` below the signal's mean power."""
+    power = float(np.mean(np.square(samples, dtype=np.float64))) if len(samples) else 0.0
+    if power <= 0:
+        return samples.astype(np.float32)
+    noise = rng.standard_normal(len(samples)) * np.sqrt(power / 10.0 ** (snr_db / 10.0))
+    return (samples + noise).astype(np.float32)
+
+
+def speed(samples: np.ndarray, factor: float) -> np.ndarray:
+    """Play ``factor`` times faster (pitch and tempo together), by linear interpolation."""
+    if factor == 1.0 or len(samples) < 2:
+        return samples.astype(np.float32)
+    n_out = max(2, int(round(len(samples) / factor)))
+    positions = np.linspace(0, len(samples) - 1, n_out)
+    return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
+
+
+def random_augment(samples: np.ndarray, rate: int, aug: AugmentParams,
+                   rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """(augmented samples, mel warp factor) drawn from ``aug``'s ranges."""
+    x = speed(samples, rng.uniform(*aug.speed))
+    x = gain(x, rng.uniform(*aug.gain_db))
+    max_shift = int(aug.shift_seconds * rate)
+    if max_shift:
+        pad = np.zeros(max_shift, dtype=np.float32)
+        x = shift(np.concatenate([pad, x, pad]), int(rng.integers(-max_shift, max_shift + 1)))
+    if rng.random() < aug.noise_probability:
+        x = add_noise(x, rng.uniform(*aug.snr_db), rng)
+    warp = float(rng.uniform(1 - aug.warp, 1 + aug.warp)) if aug.warp else 1.0
+    return x, warp
+
+
+def augmented_features(samples: np.ndarray, params: FeatureParams, aug: AugmentParams,
+                       rng: np.random.Generator, copies: int | None = None) -> np.ndarray:
+    """``copies`` augmented feature matrices of one clip, shape (copies, *input_shape)."""
+    n = aug.copies if copies is None else copies
+    out = np.zeros((n, *params.input_shape), dtype=np.float32)
+    for k in range(n):
+        x, warp = random_augment(samples, params.sample_rate, aug, rng)
+        out[k] = clip_features(x, params, warp=warp)
+    return out

@@ -1,0 +1,101 @@
+"""Keras models on the clip feature matrix, int8-friendly (builtin TFLite ops only).
+
+Every model takes the raw ``clip_features`` matrix, shape ``params.input_shape``,
+and starts with a ``Normalization`` layer holding the global per-coefficient
+mean and variance fitted on the training split, so the device feeds the
+runtime's matrix unchanged. Layers used: Normalization (a subtract and a
+multiply), Reshape, Flatten, Conv2D, DepthwiseConv2D, BatchNormalization
+(folded into the convolutions on conversion), ReLU, pooling, Dense, Dropout
+(training only) and Softmax.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ARCHS = ("ann", "cnn", "dscnn")
+
+
+def _normalization(x_train: np.ndarray):
+    import keras
+
+    flat = x_train.reshape(-1, x_train.shape[-1]).astype(np.float64)
+    mean, var = flat.mean(axis=0), flat.var(axis=0)
+    return keras.layers.Normalization(axis=-1, mean=mean.astype(np.float32),
+                                      variance=np.maximum(var, 1e-6).astype(np.float32),
+                                      name="standardise")
+
+
+def build_ann(input_shape, x_train, hidden=(256, 128, 64), dropout=0.3, n_classes=10):
+    """The seed project's network: 3 hidden Dense ReLU layers and a softmax output."""
+    import keras
+
+    inputs = keras.Input(shape=input_shape, name="mfcc")
+    x = _normalization(x_train)(inputs)
+    x = keras.layers.Flatten()(x)
+    for units in hidden:
+        x = keras.layers.Dense(units, activation="relu")(x)
+        x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="digit")(x)
+    return keras.Model(inputs, outputs, name="ann")
+
+
+def _conv_bn(x, filters, kernel, strides=(1, 1)):
+    import keras
+
+    x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+    x = keras.layers.BatchNormalization()(x)
+    return keras.layers.ReLU()(x)
+
+
+def build_cnn(input_shape, x_train, width=32, dropout=0.3, n_classes=10):
+    """A small 2-D CNN over (time, coefficient): 3 conv blocks, pooling, dense head."""
+    import keras
+
+    inputs = keras.Input(shape=input_shape, name="mfcc")
+    x = _normalization(x_train)(inputs)
+    x = keras.layers.Reshape((*input_shape, 1))(x)
+    x = _conv_bn(x, width // 2, (5, 3))
+    x = keras.layers.MaxPooling2D((2, 1))(x)
+    x = _conv_bn(x, width, (3, 3))
+    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x = _conv_bn(x, width * 2, (3, 3))
+    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x = _conv_bn(x, width * 2, (3, 3))
+    # keep coarse time order: pool time to 4 segments, then flatten
+    t, f = x.shape[1], x.shape[2]
+    x = keras.layers.AveragePooling2D((max(1, t // 4), f))(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dropout(dropout)(x)
+    x = keras.layers.Dense(64, activation="relu")(x)
+    x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="digit")(x)
+    return keras.Model(inputs, outputs, name="cnn")
+
+
+def build_dscnn(input_shape, x_train, width=64, blocks=4, dropout=0.3, n_classes=10):
+    """Depthwise-separable CNN in the style of "Hello Edge" (Zhang et al. 2017)."""
+    import keras
+
+    inputs = keras.Input(shape=input_shape, name="mfcc")
+    x = _normalization(x_train)(inputs)
+    x = keras.layers.Reshape((*input_shape, 1))(x)
+    x = _conv_bn(x, width, (10, 4), strides=(2, 2))
+    for _ in range(blocks):
+        x = keras.layers.DepthwiseConv2D((3, 3), padding="same", use_bias=False)(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+        x = _conv_bn(x, width, (1, 1))
+    t, f = x.shape[1], x.shape[2]
+    x = keras.layers.AveragePooling2D((max(1, t // 4), f))(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="digit")(x)
+    return keras.Model(inputs, outputs, name="dscnn")
+
+
+def build(arch: str, input_shape, x_train, **kwargs):
+    builders = {"ann": build_ann, "cnn": build_cnn, "dscnn": build_dscnn}
+    if arch not in builders:
+        raise ValueError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
+    return builders[arch](tuple(input_shape), x_train, **kwargs)
