@@ -123,7 +123,10 @@ def _run(jobs, workers, progress, label):
         iterator = map(_work, jobs)
         pool = None
     else:
-        ctx = multiprocessing.get_context("forkserver" if sys.platform != "win32" else "spawn")
+        # fork is cheapest and needs no __main__ guard, but is unsafe once TensorFlow's
+        # threads exist; then fall back to a fresh interpreter per worker.
+        method = "fork" if sys.platform == "linux" and "tensorflow" not in sys.modules else "spawn"
+        ctx = multiprocessing.get_context(method)
         pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx)
         iterator = pool.map(_work, jobs, chunksize=chunk)
     try:

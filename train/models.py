@@ -55,12 +55,10 @@ def build_cnn(input_shape, x_train, width=32, dropout=0.3, n_classes=10):
     inputs = keras.Input(shape=input_shape, name="mfcc")
     x = _normalization(x_train)(inputs)
     x = keras.layers.Reshape((*input_shape, 1))(x)
-    x = _conv_bn(x, width // 2, (5, 3))
-    x = keras.layers.MaxPooling2D((2, 1))(x)
+    x = _conv_bn(x, width // 2, (5, 3), strides=(2, 1))
+    x = keras.layers.MaxPooling2D((2, 2))(x)
     x = _conv_bn(x, width, (3, 3))
-    x = keras.layers.MaxPooling2D((2, 2))(x)
-    x = _conv_bn(x, width * 2, (3, 3))
-    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x = keras.layers.MaxPooling2D((2, 1))(x)
     x = _conv_bn(x, width * 2, (3, 3))
     # keep coarse time order: pool time to 4 segments, then flatten
     t, f = x.shape[1], x.shape[2]
@@ -80,7 +78,7 @@ def build_dscnn(input_shape, x_train, width=64, blocks=4, dropout=0.3, n_classes
     inputs = keras.Input(shape=input_shape, name="mfcc")
     x = _normalization(x_train)(inputs)
     x = keras.layers.Reshape((*input_shape, 1))(x)
-    x = _conv_bn(x, width, (10, 4), strides=(2, 2))
+    x = _conv_bn(x, width, (10, 4), strides=(3, 2))
     for _ in range(blocks):
         x = keras.layers.DepthwiseConv2D((3, 3), padding="same", use_bias=False)(x)
         x = keras.layers.BatchNormalization()(x)

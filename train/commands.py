@@ -1,0 +1,152 @@
+"""The ``train``, ``evaluate`` and ``eda`` commands (need the [train] extra)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from ..errors import require_extra
+
+SPLIT = click.Choice(["random", "speaker", "official"])
+
+
+def _setup():
+    require_extra("train", "tensorflow", "keras", "matplotlib")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _echo(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.command()
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Corpus folder: FSDD (recordings/) or AudioMNIST (data/NN/), detected automatically.")
+@click.option("--arch", type=click.Choice(["ann", "cnn", "dscnn"]), default="cnn", show_default=True)
+@click.option("--split", "split_name", type=SPLIT, default="official", show_default=True,
+              help="random: stratified 75/25; speaker: speaker-independent fold (--fold); "
+                   "official: FSDD takes 0-4 as test.")
+@click.option("--fold", type=int, default=None, help="Fold of --split speaker (default 0).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run folder (default runs/ARCH-SPLIT-TIMESTAMP).")
+@click.option("--epochs", type=int, default=None, help="Training epochs (default: 20, ann 40).")
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--lr", "learning_rate", type=float, default=2e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--augment", "copies", type=int, default=4, show_default=True,
+              help="Augmented copies per training clip (speed, gain, shift, noise, mel warp); 0 = off.")
+@click.option("--synth", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder of synthetic clips (python -m audiomnist_edge.train.synth) added to training.")
+@click.option("--synth-copies", type=int, default=1, show_default=True)
+@click.option("--features", "features", default="default", show_default=True,
+              help="'default', 'seed' (whole clip, no trim/CMVN) or a features.json file.")
+@click.option("--patience", type=int, default=0, help="Early stopping patience in epochs (0 = off).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Feature cache (default ~/.cache/audiomnist-edge or $AUDIOMNIST_EDGE_CACHE).")
+@click.option("--limit-speakers", type=int, default=None, hidden=True)
+@click.option("-v", "--verbose", is_flag=True, help="Print Keras progress per epoch.")
+def train(data, arch, split_name, fold, out, epochs, batch_size, learning_rate, seed, copies,
+          synth, synth_copies, features, patience, cache_dir, limit_speakers, verbose):
+    """Train a model on a corpus and write a run folder.
+
+    \b
+    The run folder holds model.keras, features.json, normalisation.json,
+    run.json, metrics.json, confusion.png, curves.png and report.md.
+    \b
+    Examples:
+      audiomnist-edge train --data ../shared/datasets/fsdd --split official
+      audiomnist-edge train --data DIR --arch ann --features seed --augment 0
+    """
+    _setup()
+    from .augment import AugmentParams
+    from .fit import Recipe, resolve_params, run
+
+    recipe = Recipe(arch=arch, epochs=epochs or (40 if arch == "ann" else 20),
+                    batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                    patience=patience, augment=AugmentParams(copies=copies),
+                    synth=os.path.abspath(synth) if synth else None, synth_copies=synth_copies)
+    run(data, out, split_name, fold, recipe, resolve_params(features), cache_dir,
+        progress=True, verbose=2 if verbose else 0, echo=_echo)
+
+
+@click.command()
+@click.argument("run_or_model", type=click.Path(exists=True))
+@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Corpus folder (default: the one in the run's run.json).")
+@click.option("--split", "split_name", type=SPLIT, default=None,
+              help="Split to score (default: the run's own split).")
+@click.option("--fold", type=int, default=None)
+@click.option("--folds", "all_folds", is_flag=True,
+              help="Train and score every speaker-independent fold with the run's recipe.")
+@click.option("--only", type=str, default=None, help="With --folds: comma-separated fold numbers.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
+def evaluate(run_or_model, data, split_name, fold, all_folds, only, as_json, cache_dir):
+    """Re-score a run (or a .keras model) on a split of a corpus.
+
+    \b
+    With --folds, retrain with the run's recipe on every speaker-independent
+    fold (leave-one-speaker-out on FSDD, 5 speaker groups on AudioMNIST) and
+    report each fold, the mean, the standard deviation and the worst fold;
+    the result is also written to RUN/folds.json.
+    \b
+    Examples:
+      audiomnist-edge evaluate runs/cnn-official-X --json
+      audiomnist-edge evaluate runs/cnn-official-X --data ../shared/datasets/fsdd --folds
+    """
+    _setup()
+    from .evaluate import evaluate as score
+    from .evaluate import folds
+
+    if all_folds:
+        from pathlib import Path
+
+        path = Path(run_or_model)
+        run_dir = path if path.is_dir() else path.parent
+        if not (run_dir / "run.json").is_file():
+            raise click.UsageError("--folds needs a run folder (with run.json) for its recipe")
+        info = json.loads((run_dir / "run.json").read_text())
+        result = folds(run_dir, data or info["data"],
+                       only=[int(k) for k in only.split(",")] if only else None,
+                       cache_dir=cache_dir, progress=not as_json, echo=_echo)
+        if as_json:
+            click.echo(json.dumps(result, indent=1))
+        else:
+            click.echo(f"split: speaker ({result['protocol']}), {len(result['folds'])} folds")
+            for row in result["folds"]:
+                click.echo(f"  fold {row['fold']} {','.join(row['test_speakers']):>12}: "
+                           f"accuracy {row['accuracy']:.4f} ({row['n_test']} clips)")
+            click.echo(f"mean {result['mean']:.4f}  std {result['std']:.4f}  "
+                       f"worst {result['worst']:.4f} (fold {result['worst_fold']})")
+        return
+    result = score(run_or_model, data, split_name, fold, cache_dir, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    where = f"split: {result['split']}" + (f" fold {result['fold']}" if result["fold"] is not None else "")
+    click.echo(f"{where}: accuracy {result['accuracy']:.4f} on {result['n_test']} clips, "
+               f"macro F1 {result['macro']['f1']:.4f}")
+    for digit, row in result["per_class"].items():
+        click.echo(f"  {digit}: precision {row['precision']:.3f} recall {row['recall']:.3f} "
+                   f"F1 {row['f1']:.3f}")
+
+
+@click.command()
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
+def eda(data, out, cache_dir):
+    """Exploratory plots of a corpus: waveforms, MFCCs, class balance, durations.
+
+    \b
+    Example:
+      audiomnist-edge eda --data ../shared/datasets/fsdd --out eda/
+    """
+    require_extra("train", "matplotlib")
+    from .eda import run_eda
+
+    page = run_eda(data, out, cache_dir=cache_dir, echo=_echo)
+    click.echo(str(page))

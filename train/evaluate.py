@@ -1,0 +1,211 @@
+"""Scoring: metrics, plots, the run report, re-scoring a model and speaker folds."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .datasets import LABELS, load, make_split, n_speaker_folds
+
+
+def metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> dict:
+    """Accuracy (fraction), per-class precision/recall/F1/support, macro averages, confusion."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    tp = np.diag(cm).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(cm.sum(0) > 0, tp / cm.sum(0), 0.0)
+        recall = np.where(cm.sum(1) > 0, tp / cm.sum(1), 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    per_class = {LABELS[k]: {"precision": float(precision[k]), "recall": float(recall[k]),
+                             "f1": float(f1[k]), "support": int(cm[k].sum())}
+                 for k in range(n_classes)}
+    return {
+        "accuracy": float(tp.sum() / max(1, len(y_true))),
+        "per_class": per_class,
+        "macro": {"precision": float(precision.mean()), "recall": float(recall.mean()),
+                  "f1": float(f1.mean())},
+        "confusion_matrix": cm.tolist(),
+        "labels": LABELS,
+    }
+
+
+def plot_confusion(cm, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.imshow(cm, cmap="Blues")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xticks(range(10), LABELS)
+    ax.set_yticks(range(10), LABELS)
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_curves(history: dict, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            if prefix + key in history:
+                values = history[prefix + key]
+                ax.plot(range(1, len(values) + 1), values, style,
+                        label=("validation " if prefix else "training ") + key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def split_title(result: dict) -> str:
+    text = f"split: {result['split']}"
+    if result.get("fold") is not None:
+        text += f" fold {result['fold']}"
+    if result.get("test_speakers"):
+        text += f" (test speakers {', '.join(result['test_speakers'])})"
+    return text
+
+
+def write_report(out: Path, info: dict, result: dict, history: dict) -> None:
+    """confusion.png, curves.png and report.md in a run folder."""
+    title = f"{info['recipe']['arch']} - {split_title(result)}"
+    plot_confusion(result["confusion_matrix"], out / "confusion.png",
+                   f"{title}\naccuracy {result['accuracy']:.3f}")
+    plot_curves(history, out / "curves.png", title)
+    s = info["data_summary"]
+    rows = "\n".join(f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+                     for k, v in result["per_class"].items())
+    r = info["recipe"]
+    text = f"""# Training run: {r['arch']}, {split_title(result)}
+
+**Accuracy {result['accuracy']:.2%}** on {result['n_test']} held-out clips
+({split_title(result)}); macro F1 {result['macro']['f1']:.3f}.
+
+- Data: `{info['data']}` ({info['layout']}); train {s['clips']['train']} clips
+  ({len(s['speakers']['train'])} speakers), validation {s['clips']['val']}, test {s['clips']['test']}
+  ({len(s['speakers']['test'])} speakers), synthetic {s['clips']['synthetic']};
+  {s['clips']['training_examples']} training examples with augmentation; skipped files: {len(s['skipped'])}.
+- Model: `{r['arch']}`, {info['parameters']} parameters, input {tuple(info['input_shape'])},
+  {r['epochs']} epochs, batch {r['batch_size']}, Adam lr {r['learning_rate']} (cosine), seed {r['seed']}.
+- Augmentation: {r['augment']['copies']} copies per clip (speed {r['augment']['speed']}, gain {r['augment']['gain_db']} dB,
+  shift +-{r['augment']['shift_seconds']} s, noise {r['augment']['snr_db']} dB SNR, mel warp +-{r['augment']['warp']}).
+- Features: [features.json](features.json) (hash `{info['features_hash']}`); normalisation:
+  [normalisation.json](normalisation.json); metrics: [metrics.json](metrics.json); run: [run.json](run.json).
+- Time: features {info['timing_seconds']['features']} s, training {info['timing_seconds']['training']} s.
+
+![confusion matrix](confusion.png)
+
+![training curves](curves.png)
+
+| digit | precision | recall | F1 | support |
+|---|---|---|---|---|
+{rows}
+| macro | {result['macro']['precision']:.3f} | {result['macro']['recall']:.3f} | {result['macro']['f1']:.3f} | |
+"""
+    (out / "report.md").write_text(text)
+
+
+def evaluate(run_or_model: str | Path, data: str | Path | None, split_name: str | None = None,
+             fold: int | None = None, cache_dir=None, progress: bool = True) -> dict:
+    """Re-score a run's model (or a .keras file) on a split of a corpus."""
+    import keras
+
+    from ..config import FeatureParams
+    from .cache import extract
+    from .fit import Recipe, _quiet_tf, predict, read_run, split_indices
+
+    _quiet_tf()
+    path = Path(run_or_model)
+    run_dir = path if path.is_dir() else path.parent
+    model_path = path / "model.keras" if path.is_dir() else path
+    info, recipe = {}, Recipe()
+    if (run_dir / "run.json").is_file():
+        info, params, recipe = read_run(run_dir)
+    elif (run_dir / "features.json").is_file():
+        params = FeatureParams.from_json((run_dir / "features.json").read_text())
+    else:
+        params = FeatureParams()
+    data = data or info.get("data")
+    if data is None:
+        from ..errors import EdgeError
+        raise EdgeError("no --data given and no run.json naming the corpus")
+    split_name = split_name or info.get("split", "official")
+    if fold is None and split_name == info.get("split"):
+        fold = info.get("fold")
+    ds = load(data)
+    split = make_split(ds, split_name, fold, recipe.seed)
+    x, ok, problems = extract(ds.clips, params, cache_dir=cache_dir, progress=progress,
+                              label=f"{ds.layout} features")
+    test = split.test[ok[split.test]]
+    model = keras.models.load_model(model_path, compile=False)
+    pred = predict(model, x[test]).argmax(axis=1)
+    result = metrics(ds.digits[test], pred)
+    result.update({"split": split.name, "fold": split.fold, "test_speakers": list(split.test_speakers),
+                   "n_test": int(len(test)), "model": str(model_path), "data": str(data),
+                   "skipped": [list(p) for p in ds.problems + problems]})
+    if info and split_name == info.get("split") and fold == info.get("fold"):
+        result["note"] = "the split the model was trained for"
+    return result
+
+
+def folds(run_dir: str | Path | None, data: str | Path, recipe=None, params=None,
+          only: list[int] | None = None, cache_dir=None, progress: bool = True,
+          echo=print, out: str | Path | None = None) -> dict:
+    """Train and score every speaker-independent fold with a run's recipe.
+
+    Returns {"split": "speaker", "folds": [...], "mean", "std", "worst", ...}.
+    """
+    from .fit import _quiet_tf, predict, prepare, read_run, train_model
+
+    if run_dir is not None:
+        _, params, recipe = read_run(run_dir)
+    ds = load(data)
+    synth = load(recipe.synth, synthetic=True) if recipe.synth else None
+    n = n_speaker_folds(ds, recipe.seed)
+    rows = []
+    for k in (only if only is not None else range(n)):
+        t0 = time.time()
+        split = make_split(ds, "speaker", k, recipe.seed)
+        arrays = prepare(ds, split, params, recipe, synth, cache_dir, progress)
+        model, _, _ = train_model(arrays, params, recipe)
+        pred = predict(model, arrays.x_test).argmax(axis=1)
+        m = metrics(arrays.y_test, pred)
+        rows.append({"fold": k, "test_speakers": list(split.test_speakers),
+                     "accuracy": m["accuracy"], "macro_f1": m["macro"]["f1"],
+                     "n_test": int(len(arrays.y_test)), "seconds": round(time.time() - t0, 1)})
+        echo(f"fold {k} ({', '.join(split.test_speakers)}): accuracy {m['accuracy']:.4f} "
+             f"({rows[-1]['seconds']:.0f} s)")
+        _quiet_tf().keras.backend.clear_session()
+    acc = np.array([r["accuracy"] for r in rows])
+    result = {"split": "speaker", "protocol": "leave-one-speaker-out" if n > 5 or len(ds.speakers) <= 12
+              else "5-fold speaker groups (36/12/12)", "folds": rows,
+              "accuracy": float(acc.mean()), "mean": float(acc.mean()), "std": float(acc.std()),
+              "worst": float(acc.min()), "worst_fold": int(rows[int(acc.argmin())]["fold"]),
+              "recipe": recipe.to_dict(), "features": params.to_dict(), "data": str(data)}
+    target = Path(out) if out else (Path(run_dir) if run_dir else None)
+    if target is not None:
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "folds.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result

@@ -1,0 +1,281 @@
+"""Training: from a corpus folder to a run folder a reader (and ``convert``) can use.
+
+A run folder holds:
+
+* ``model.keras``   the trained model, saved without optimiser state;
+* ``features.json`` the FeatureParams (``FeatureParams.to_json()``);
+* ``normalisation.json`` the global per-coefficient mean/variance (also inside
+  the model, as its first layer);
+* ``run.json``      data path, layout, split, fold, seed, recipe, labels, counts;
+* ``metrics.json``  split, accuracy (fraction), per-class P/R/F1, macro, confusion;
+* ``confusion.png``, ``curves.png``, ``report.md``.
+
+``load_run_data(run_dir)`` rebuilds the exact clean train and test arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..config import FeatureParams
+from .augment import AugmentParams
+from .cache import extract
+from .datasets import LABELS, Dataset, Split, load, make_split, problem_summary, stratified_random
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# The seed project's features: whole clip, no trimming, no per-clip normalisation.
+SEED_FEATURES = dict(trim_db=None, cmvn=False)
+
+
+@dataclasses.dataclass
+class Recipe:
+    """Everything that decides a trained model besides the data and the split."""
+
+    arch: str = "cnn"
+    epochs: int = 20
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    seed: int = 0
+    val_fraction: float = 0.1
+    patience: int = 0
+    """Early stopping on validation loss after this many epochs without gain; 0 = off."""
+    label_smoothing: float = 0.0
+    augment: AugmentParams = dataclasses.field(default_factory=AugmentParams)
+    synth: str | None = None
+    """Folder of synthetic clips (FSDD layout) added to every training set."""
+    synth_copies: int = 1
+    """Augmented copies per synthetic clip (besides the clean one)."""
+    model_kwargs: dict = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Recipe":
+        data = dict(data)
+        aug = data.pop("augment", {}) or {}
+        aug = {k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()}
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(augment=AugmentParams(**aug), **{k: v for k, v in data.items() if k in known})
+
+
+@dataclasses.dataclass
+class Arrays:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    summary: dict
+    problems: list
+
+
+def _quiet_tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import logging
+
+    import tensorflow as tf
+
+    tf.get_logger().setLevel(logging.ERROR)
+    return tf
+
+
+def split_indices(ds: Dataset, split: Split, ok: np.ndarray, recipe: Recipe):
+    """(train, val, test) clip indices: unreadable clips removed, validation carved if needed."""
+    train = split.train[ok[split.train]]
+    test = split.test[ok[split.test]]
+    val = split.val[ok[split.val]] if len(split.val) else None
+    if val is None:
+        if recipe.val_fraction > 0:
+            keep, held = stratified_random(ds.digits[train], recipe.val_fraction, recipe.seed + 1)
+            val, train = train[held], train[keep]
+        else:
+            val = np.zeros(0, dtype=np.int64)
+    return train, val, test
+
+
+def prepare(ds: Dataset, split: Split, params: FeatureParams, recipe: Recipe,
+            synth: Dataset | None = None, cache_dir=None, progress: bool = True,
+            augment: bool = True) -> Arrays:
+    """Feature arrays for one split: train (clean + augmented copies + synthetic), val, test clean."""
+    x, ok, problems = extract(ds.clips, params, cache_dir=cache_dir, progress=progress,
+                              label=f"{ds.layout} features")
+    y = ds.digits
+    train, val, test = split_indices(ds, split, ok, recipe)
+    parts_x, parts_y = [x[train]], [y[train]]
+    aug = recipe.augment
+    if augment and aug.copies > 0:
+        xa, _, _ = extract(ds.clips, params, aug, seed=recipe.seed, cache_dir=cache_dir,
+                           progress=progress, label=f"{ds.layout} augmented x{aug.copies}")
+        parts_x.append(xa[train].reshape(-1, *params.input_shape))
+        parts_y.append(np.repeat(y[train], aug.copies))
+    n_synth = 0
+    if synth is not None:
+        xs, oks, sp = extract(synth.clips, params, cache_dir=cache_dir, progress=progress,
+                              label="synthetic features")
+        problems = problems + sp
+        ys = synth.digits[oks]
+        parts_x.append(xs[oks])
+        parts_y.append(ys)
+        n_synth = int(oks.sum())
+        if augment and recipe.synth_copies > 0:
+            xsa, _, _ = extract(synth.clips, params, aug, copies=recipe.synth_copies,
+                                seed=recipe.seed, cache_dir=cache_dir, progress=progress,
+                                label=f"synthetic augmented x{recipe.synth_copies}")
+            parts_x.append(xsa[oks].reshape(-1, *params.input_shape))
+            parts_y.append(np.repeat(ys, recipe.synth_copies))
+    x_train, y_train = np.concatenate(parts_x), np.concatenate(parts_y)
+    speakers = np.array([c.speaker for c in ds.clips])
+    summary = {
+        "split": split.name, "fold": split.fold, "test_speakers": list(split.test_speakers),
+        "clips": {"train": int(len(train)), "val": int(len(val)), "test": int(len(test)),
+                  "synthetic": n_synth, "training_examples": int(len(x_train))},
+        "speakers": {"train": sorted(set(speakers[train])), "val": sorted(set(speakers[val])),
+                     "test": sorted(set(speakers[test]))},
+        "train_per_digit": np.bincount(y[train], minlength=10).tolist(),
+        "test_per_digit": np.bincount(y[test], minlength=10).tolist(),
+        "skipped": [list(p) for p in problems],
+    }
+    return Arrays(x_train, y_train, x[val], y[val], x[test], y[test], summary, problems)
+
+
+def train_model(arrays: Arrays, params: FeatureParams, recipe: Recipe, verbose: int = 0):
+    """Fit a fresh model; returns (model without optimiser, history dict, seconds)."""
+    tf = _quiet_tf()
+    import keras
+
+    from .models import build
+
+    keras.utils.set_random_seed(recipe.seed)
+    model = build(recipe.arch, params.input_shape, arrays.x_train, **recipe.model_kwargs)
+    steps = int(np.ceil(len(arrays.x_train) / recipe.batch_size)) * recipe.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, max(1, steps), alpha=0.02)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+                  metrics=["accuracy"])
+    # explicit, shuffled data: never Keras validation_split (it takes the tail unshuffled)
+    rng = np.random.default_rng(recipe.seed)
+    order = rng.permutation(len(arrays.x_train))
+    callbacks = []
+    has_val = len(arrays.x_val) > 0
+    if recipe.patience and has_val:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=recipe.patience, restore_best_weights=True))
+    start = time.time()
+    history = model.fit(
+        arrays.x_train[order], keras.utils.to_categorical(arrays.y_train[order], 10),
+        validation_data=(arrays.x_val, keras.utils.to_categorical(arrays.y_val, 10)) if has_val else None,
+        epochs=recipe.epochs, batch_size=recipe.batch_size, shuffle=True, verbose=verbose,
+        callbacks=callbacks)
+    seconds = time.time() - start
+    # a fresh, never-compiled copy: model.save() would otherwise store the optimiser state
+    clean = keras.Model.from_config(model.get_config())
+    clean.set_weights(model.get_weights())
+    del tf
+    return clean, {k: [float(v) for v in vs] for k, vs in history.history.items()}, seconds
+
+
+def predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+
+
+def resolve_params(features: str | None) -> FeatureParams:
+    """'default' (None), 'seed' (the seed project's features) or a features.json path."""
+    if features in (None, "", "default"):
+        return FeatureParams()
+    if features == "seed":
+        return FeatureParams(**SEED_FEATURES)
+    return FeatureParams.from_json(Path(features).read_text())
+
+
+def default_run_dir(arch: str, split: Split) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    fold = f"-fold{split.fold}" if split.fold is not None else ""
+    return Path("runs") / f"{arch}-{split.name}{fold}-{stamp}"
+
+
+def run(data: str | Path, out: str | Path | None = None, split_name: str = "official",
+        fold: int | None = None, recipe: Recipe | None = None,
+        params: FeatureParams | None = None, cache_dir=None, progress: bool = True,
+        verbose: int = 0, echo=print) -> Path:
+    """Train one model and write its run folder; returns the folder."""
+    from .evaluate import metrics, write_report
+
+    recipe = recipe or Recipe()
+    params = params or FeatureParams()
+    t0 = time.time()
+    ds = load(data)
+    if ds.problems:
+        echo(problem_summary(ds.problems))
+    split = make_split(ds, split_name, fold, recipe.seed)
+    synth = load(recipe.synth, synthetic=True) if recipe.synth else None
+    arrays = prepare(ds, split, params, recipe, synth, cache_dir, progress)
+    if arrays.problems and arrays.problems != ds.problems:
+        echo(problem_summary([p for p in arrays.problems if p not in ds.problems]))
+    t_features = time.time() - t0
+    echo(f"training {recipe.arch} on {len(arrays.x_train)} examples "
+         f"({split.describe()}, {recipe.epochs} epochs)")
+    model, history, t_train = train_model(arrays, params, recipe, verbose)
+    probs = predict(model, arrays.x_test)
+    result = metrics(arrays.y_test, probs.argmax(axis=1))
+    result.update({"split": split.name, "fold": split.fold,
+                   "test_speakers": list(split.test_speakers), "n_test": int(len(arrays.y_test))})
+    out = Path(out) if out else default_run_dir(recipe.arch, split)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model.keras")
+    (out / "features.json").write_text(params.to_json() + "\n")
+    norm = model.get_layer("standardise")
+    (out / "normalisation.json").write_text(json.dumps({
+        "axis": -1, "mean": np.asarray(norm.mean).ravel().tolist(),
+        "variance": np.asarray(norm.variance).ravel().tolist(),
+        "note": "global per-coefficient statistics of the training split; applied inside the model"},
+        indent=1) + "\n")
+    info = {
+        "data": str(Path(data).resolve()), "layout": ds.layout, "split": split.name,
+        "fold": split.fold, "seed": recipe.seed, "recipe": recipe.to_dict(),
+        "labels": LABELS, "input_shape": list(params.input_shape),
+        "features_hash": params.stable_hash(), "parameters": int(model.count_params()),
+        "data_summary": arrays.summary,
+        "timing_seconds": {"features": round(t_features, 1), "training": round(t_train, 1),
+                           "total": round(time.time() - t0, 1)},
+        "history": history,
+    }
+    (out / "run.json").write_text(json.dumps(info, indent=1) + "\n")
+    (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_report(out, info, result, history)
+    echo(f"{split.describe()}: accuracy {result['accuracy']:.4f} on {len(arrays.y_test)} clips "
+         f"-> {out} ({time.time() - t0:.0f} s)")
+    return out
+
+
+def read_run(run_dir: str | Path) -> tuple[dict, FeatureParams, Recipe]:
+    run_dir = Path(run_dir)
+    info = json.loads((run_dir / "run.json").read_text())
+    params = FeatureParams.from_json((run_dir / "features.json").read_text())
+    return info, params, Recipe.from_dict(info["recipe"])
+
+
+def load_run_data(run_dir: str | Path, data: str | Path | None = None, cache_dir=None,
+                  progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_test, y_test) of a run, clean (no augmentation, no synthetic).
+
+    x_* are float32 ``clip_features`` matrices, shape (n, *params.input_shape),
+    y_* int64 digits. Train is the run's training clips (without its validation
+    part), test its held-out split. ``data`` overrides the corpus path in run.json.
+    """
+    info, params, recipe = read_run(run_dir)
+    ds = load(data or info["data"])
+    split = make_split(ds, info["split"], info.get("fold"), info.get("seed", 0))
+    x, ok, _ = extract(ds.clips, params, cache_dir=cache_dir, progress=progress,
+                       label=f"{ds.layout} features")
+    train, _, test = split_indices(ds, split, ok, recipe)
+    y = ds.digits
+    return x[train], y[train], x[test], y[test]
