@@ -36,17 +36,28 @@ def mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return np.where(mel >= _MIN_LOG_MEL, log, linear)
 
 
+def warp_frequencies(hz: np.ndarray, warp: float, fmax: float) -> np.ndarray:
+    """Piecewise-linear VTLP warp: f * warp up to a knee, then a line to fmax.
+
+    The knee sits at 0.8 * fmax * min(warp, 1) / warp, so warped frequencies stay
+    within [0, fmax] and increasing for any warp in (0.5, 2).
+    """
+    knee = 0.8 * fmax * min(warp, 1.0) / warp
+    upper = fmax - (fmax - knee * warp) * (fmax - hz) / (fmax - knee)
+    return np.where(hz <= knee, hz * warp, upper)
+
+
 @functools.lru_cache(maxsize=16)
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
                    fmax: float, warp: float = 1.0) -> np.ndarray:
     """Slaney-normalised triangular mel filters, shape (n_mels, n_fft // 2 + 1).
 
-    ``warp`` scales the band edges (vocal-tract-length perturbation for
-    training augmentation); 1.0 is the filterbank librosa builds.
+    ``warp`` moves the band edges by ``warp_frequencies`` (vocal-tract-length
+    perturbation for training augmentation); 1.0 is the filterbank librosa builds.
     """
     fft_hz = np.linspace(0, sample_rate / 2, 1 + n_fft // 2)
     edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
-    edges = np.clip(edges * warp, 0, sample_rate / 2) if warp != 1.0 else edges
+    edges = warp_frequencies(edges, warp, fmax) if warp != 1.0 else edges
     widths = np.diff(edges)
     ramps = edges[:, None] - fft_hz[None, :]
     rising = -ramps[:-2] / widths[:-1, None]
@@ -86,19 +97,20 @@ def dct_matrix(n_mels: int, n_mfcc: int, norm: str | None) -> np.ndarray:
 
 def frame_signal(samples: np.ndarray, n_fft: int, hop_length: int,
                  center: bool = True) -> np.ndarray:
-    """Split samples into overlapping frames, shape (n_frames, n_fft).
+    """Split samples into overlapping frames, shape (n_frames, n_fft), read-only.
 
     With ``center`` the signal is zero-padded by n_fft // 2 on both sides, so
     there are 1 + len(samples) // hop_length frames. Without it, a signal
     shorter than n_fft is zero-padded to one frame.
     """
     x = np.asarray(samples, dtype=np.float32)
-    if center:
-        x = np.pad(x, n_fft // 2)
-    if len(x) < n_fft:
-        x = np.pad(x, (0, n_fft - len(x)))
-    n_frames = 1 + (len(x) - n_fft) // hop_length
-    return np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop_length][:n_frames]
+    pad = n_fft // 2 if center else 0
+    padded = np.zeros(max(len(x) + 2 * pad, n_fft), dtype=np.float32)
+    padded[pad:pad + len(x)] = x
+    n_frames = 1 + (len(padded) - n_fft) // hop_length
+    step = padded.strides[0]
+    return np.lib.stride_tricks.as_strided(padded, (n_frames, n_fft), (hop_length * step, step),
+                                           writeable=False)
 
 
 def power_spectrum(frames: np.ndarray, window: np.ndarray, power: float = 2.0) -> np.ndarray:
@@ -132,7 +144,7 @@ def log_mel(samples: np.ndarray, params: FeatureParams, warp: float = 1.0) -> np
                               params.power)
     filters = mel_filterbank(params.sample_rate, params.n_fft, params.n_mels,
                              params.fmin, params.fmax, warp)
-    mel = spectrum.astype(np.float32) @ filters.T
+    mel = spectrum.astype(np.float32, copy=False) @ filters.T
     return power_to_db(mel, params.db_ref, params.db_amin, params.top_db)
 
 
@@ -144,7 +156,7 @@ def mfcc(samples: np.ndarray, params: FeatureParams, warp: float = 1.0) -> np.nd
     """
     basis = dct_matrix(params.n_mels, params.n_mfcc, params.dct_norm)
     coefficients = log_mel(samples, params, warp) @ basis.T
-    return lifter(coefficients, params.lifter).astype(np.float32)
+    return lifter(coefficients, params.lifter).astype(np.float32, copy=False)
 
 
 def speech_bounds(samples: np.ndarray, params: FeatureParams) -> tuple[int, int]:

@@ -1,0 +1,56 @@
+"""The clip path of the runtime: trim, centre, CMVN, warp; shapes and invariances."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from audiomnist_edge.config import FeatureParams
+from audiomnist_edge.features import clip_features, mel_filterbank, speech_bounds, warp_frequencies
+from signals import noise, tone
+
+PARAMS = FeatureParams()
+
+
+def with_silence(speech: np.ndarray, before: int, after: int) -> np.ndarray:
+    return np.concatenate([np.zeros(before, np.float32), speech, np.zeros(after, np.float32)])
+
+
+def test_speech_bounds_find_the_burst() -> None:
+    burst = noise(0.3, 8000, seed=4)
+    start, end = speech_bounds(with_silence(burst, 2000, 3000), PARAMS)
+    # Frame-based: the first loud frame may start up to a window before the burst.
+    assert 2000 - PARAMS.win_length <= start <= 2000 and 4400 <= end <= 4400 + PARAMS.win_length
+
+
+def test_features_do_not_depend_on_position_gain_or_surrounding_silence() -> None:
+    """Shifts by whole hops, gain and silence around the speech leave the input unchanged."""
+    burst = tone(500, 0.3, 8000) * np.hanning(2400).astype(np.float32)
+    a = clip_features(with_silence(burst, 400, 400), PARAMS)
+    b = clip_features(with_silence(0.1 * burst, 40 * PARAMS.hop_length, 4000), PARAMS)
+    np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+def test_speech_frames_are_normalised_and_padding_is_zero() -> None:
+    x = clip_features(noise(0.4, 8000, seed=5), PARAMS)
+    assert x.shape == PARAMS.input_shape
+    speech = np.any(x != 0, axis=1)
+    assert 35 <= speech.sum() <= 45 and not speech[:25].any() and not speech[-25:].any()
+    np.testing.assert_allclose(x[speech].mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(x[speech].std(axis=0), 1, atol=1e-3)
+
+
+@pytest.mark.parametrize("samples", [np.zeros(8000, np.float32), np.zeros(1, np.float32),
+                                     noise(0.005, 8000), noise(3.0, 8000)])
+def test_degenerate_and_long_inputs_keep_the_shape_and_stay_finite(samples: np.ndarray) -> None:
+    x = clip_features(samples, PARAMS)
+    assert x.shape == PARAMS.input_shape and np.all(np.isfinite(x))
+
+
+@pytest.mark.parametrize("warp", [0.85, 0.92, 1.0, 1.08, 1.15])
+def test_warped_filterbank_stays_within_band(warp: float) -> None:
+    filters = mel_filterbank(8000, 256, 40, 20.0, 4000.0, warp)
+    assert np.all(np.isfinite(filters)) and np.all(filters.sum(axis=1) > 0)
+    edges = warp_frequencies(np.linspace(0, 4000, 50), warp, 4000.0)
+    assert np.all(np.diff(edges) > 0) and edges[-1] == pytest.approx(4000.0)
+    assert np.all(np.isfinite(clip_features(noise(0.5, 8000), PARAMS, warp=warp)))
