@@ -55,17 +55,27 @@ class Resampler:
         self._n_in = 0             # input samples received
 
     def _emit(self, last_input: int) -> np.ndarray:
-        """Outputs whose taps reach at most input index ``last_input``."""
+        """Outputs whose taps reach at most input index ``last_input``.
+
+        Outputs n, n + up, n + 2 up, ... share a phase and step ``down`` input
+        samples apart, so each phase is one matrix-vector product over a
+        strided (zero-copy) view of the buffer.
+        """
         # base(n) + half <= last_input  <=>  n * down // up <= last_input - half
         limit = (last_input - self.half) * self.up // self.down
-        n = np.arange(self._n_out, limit + 1)
-        if len(n) == 0:
+        count = limit + 1 - self._n_out
+        if count <= 0:
             return np.zeros(0)
-        base = n * self.down // self.up
-        phase = n * self.down % self.up
-        index = (base - self.half + 1 - self._offset)[:, None] + np.arange(2 * self.half)
-        out = np.einsum("ij,ij->i", self._buffer[index], self.taps[phase])
-        self._n_out = int(n[-1]) + 1
+        out = np.empty(count)
+        step = self._buffer.strides[0]
+        for i in range(min(self.up, count)):
+            n = self._n_out + i
+            start = n * self.down // self.up - self.half + 1 - self._offset
+            rows = len(range(i, count, self.up))
+            windows = np.lib.stride_tricks.as_strided(
+                self._buffer[start:], (rows, 2 * self.half), (self.down * step, step), writeable=False)
+            out[i::self.up] = windows @ self.taps[n * self.down % self.up]
+        self._n_out += count
         keep_from = (self._n_out * self.down // self.up) - self.half + 1 - self._offset
         if keep_from > 0:
             self._buffer = self._buffer[keep_from:]
