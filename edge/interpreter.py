@@ -74,7 +74,7 @@ def create_interpreter(model_content: bytes, backend: str | None = None,
             continue
         except Exception as exc:  # a backend that imports but cannot run
             reasons.append(f"{name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-            log.warning("skipping backend %s: %s", name, reasons[-1])
+            log.warning("skipping backend %s", reasons[-1])
             continue
         top = importlib.import_module(module_name.split(".")[0])
         return interpreter, Backend(name, _version(distribution, top))

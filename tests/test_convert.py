@@ -1,0 +1,104 @@
+"""`convert`: a training run -> a verified int8 artifact, or a clear refusal.
+
+The run folder is a small dense model trained in seconds on real FSDD
+features (tests/tiny_models.py); the run -> arrays access is monkeypatched to
+those arrays so the test does not depend on the training pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from click.testing import CliRunner  # noqa: E402
+
+import tiny_models  # noqa: E402
+from audiomnist_edge.artifact import read_artifact  # noqa: E402
+from audiomnist_edge.cli import cli  # noqa: E402
+from audiomnist_edge.convert import commands  # noqa: E402
+from audiomnist_edge.convert.quantize import ConversionError  # noqa: E402
+from audiomnist_edge.interpreter import create_interpreter  # noqa: E402
+from audiomnist_edge.model import Model  # noqa: E402
+
+
+@pytest.fixture()
+def run_dir(fsdd, tmp_path, monkeypatch):
+    root = str(fsdd)
+    monkeypatch.setattr(commands, "load_run_arrays", lambda run, data=None: tiny_models.fsdd_arrays(root))
+    return tiny_models.write_run(root, tmp_path / "run")
+
+
+def test_int8_conversion_is_verified_and_described(fsdd, run_dir, tmp_path) -> None:
+    out = tmp_path / "model.tflite"
+    result = CliRunner().invoke(cli, ["convert", str(run_dir), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    printed = json.loads(result.stdout)
+    artifact = read_artifact(out)
+    meta = artifact.metadata
+    assert printed["sha256"] == meta["sha256"] and printed["path"] == str(out)
+
+    # the stored figures are what the file and the Keras model really do
+    _, _, x_test, y_test = tiny_models.fsdd_arrays(str(fsdd))
+    model = Model.load(out)
+    tflite_top = np.array([model.probabilities(x).argmax() for x in x_test])
+    keras_top = tiny_models.trained_keras(str(fsdd)).predict(x_test, verbose=0).argmax(axis=1)
+    figures = meta["verification"]
+    assert figures["n_test"] == len(y_test)
+    assert figures["tflite_accuracy"] == pytest.approx(np.mean(tflite_top == y_test), abs=1e-6)
+    assert figures["keras_accuracy"] == pytest.approx(np.mean(keras_top == y_test), abs=1e-6)
+    assert figures["agreement"] == pytest.approx(np.mean(tflite_top == keras_top), abs=1e-6)
+    assert figures["sizes"]["int8"] < figures["sizes"]["float32"]
+    assert set(figures["targets"]) >= {"agreement_99", "int8_under_100kb"}
+
+    # full-integer: int8 in and out, int8 weights and int32 biases only, as the metadata says
+    assert model.input_details["dtype"] == np.int8 and model.output_details["dtype"] == np.int8
+    interpreter, _ = create_interpreter(out.read_bytes())
+    assert {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()} <= {"int8", "int32"}
+    q = meta["quantization"]["input"]
+    assert (q["dtype"], q["zero_point"]) == ("int8", int(model.input_details["quantization"][1]))
+    assert q["shape"] == [1, *artifact.params.input_shape]
+    assert meta["features_hash"] == artifact.params.stable_hash()
+    assert meta["training"]["n_train"] == len(tiny_models.fsdd_arrays(str(fsdd))[1])
+    assert "history" not in meta["training"]
+    bench = meta["reference_bench"]
+    assert all(bench[k] > 0 for k in ("mfcc_ms", "invoke_ms", "end_to_end_ms"))
+    assert bench["backend"].startswith(model.backend.name)
+
+
+def test_float32_conversion(run_dir, tmp_path) -> None:
+    out = tmp_path / "f32.tflite"
+    result = CliRunner().invoke(cli, ["convert", str(run_dir), "--quant", "float32", "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    meta = read_artifact(out).metadata
+    assert meta["quantization"]["input"]["dtype"] == "float32"
+    assert meta["verification"]["agreement"] >= 0.97
+    assert "int8_under_100kb" not in meta["verification"]["targets"]
+    assert f"wrote {out}" in result.stdout
+
+
+def test_broken_calibration_is_refused_and_nothing_written(fsdd, run_dir, tmp_path, monkeypatch) -> None:
+    x_train, y_train, x_test, y_test = tiny_models.fsdd_arrays(str(fsdd))
+    # calibrating on near-silence gives an input scale that clips every real matrix
+    monkeypatch.setattr(commands, "load_run_arrays",
+                        lambda run, data=None: (x_train * 1e-3, y_train, x_test, y_test))
+    out = tmp_path / "refused.tflite"
+    result = CliRunner().invoke(cli, ["convert", str(run_dir), "--out", str(out)])
+    assert isinstance(result.exception, ConversionError), result.output
+    assert "no model written" in str(result.exception) and "\n" not in str(result.exception)
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_not_a_run_folder_is_one_line_error(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "audiomnist_edge", "convert", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path}: not a training run folder")
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,180 @@
+"""`predict` and `info` end to end, as a user runs them, plus the shipped model and examples."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audiomnist_edge.model import DEFAULT_MODEL, Model
+from audiomnist_edge.resample import resample
+from audiomnist_edge.wav import read_wav, read_wav_info
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "digits"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "audiomnist_edge", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def records(result: subprocess.CompletedProcess) -> list[dict]:
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def write_pcm24(path: Path, samples: np.ndarray, rate: int) -> None:
+    """A mono 24-bit PCM WAV (the edge writer does 16-bit and float only)."""
+    ints = np.clip(np.round(samples * 2 ** 23), -2 ** 23, 2 ** 23 - 1).astype("<i4")
+    data = ints.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 3, 3, 24)
+    body = b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+@pytest.fixture(scope="module")
+def model_path(fsdd, tmp_path_factory) -> Path:
+    """A small real int8 model (tests/tiny_models.py), written to a temporary file."""
+    pytest.importorskip("tensorflow")
+    import tiny_models
+
+    path = tmp_path_factory.mktemp("model") / "tiny.tflite"
+    path.write_bytes(tiny_models.int8_model_bytes(str(fsdd)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(fsdd_test_clips) -> list[Path]:
+    return fsdd_test_clips[::15]  # 20 clips, every digit and speaker
+
+
+def test_json_records_match_the_python_api(model_path, clips) -> None:
+    result = run("predict", "--model", str(model_path), "--json", "--top-k", "3", *map(str, clips))
+    assert result.returncode == 0, result.stderr
+    got = records(result)
+    assert [r["file"] for r in got] == [str(c) for c in clips]
+    model = Model.load(model_path)
+    for record, clip in zip(got, clips):
+        assert set(record) >= {"file", "digit", "probability", "top", "ms"}
+        assert isinstance(record["digit"], int) and len(record["top"]) == 3
+        probabilities = [p for _, p in record["top"]]
+        assert probabilities == sorted(probabilities, reverse=True)
+        assert record["top"][0] == [record["digit"], record["probability"]]
+        expected = model.classify(*read_wav(clip), top_k=3)
+        assert record["digit"] == int(expected.label)
+        assert record["probability"] == pytest.approx(expected.probability, abs=1e-4)
+    assert "20 files, 0 failed" in result.stderr
+
+
+def test_48k_24bit_files_give_the_same_digits(model_path, clips, tmp_path) -> None:
+    for clip in clips:
+        samples, rate = read_wav(clip)
+        write_pcm24(tmp_path / clip.name, resample(samples, rate, 48000), 48000)
+    info = read_wav_info(tmp_path / clips[0].name)[1]
+    assert (info.sample_rate, info.bits) == (48000, 24)
+    at_8k = records(run("predict", "--model", str(model_path), "--json", *map(str, clips)))
+    at_48k = records(run("predict", "--model", str(model_path), "--json", str(tmp_path)))
+    assert sorted(Path(r["file"]).name for r in at_48k) == sorted(c.name for c in clips)
+    by_name = {Path(r["file"]).name: r for r in at_48k}
+    same = [by_name[Path(r["file"]).name]["digit"] == r["digit"] for r in at_8k]
+    assert all(r["sample_rate"] == 48000 for r in at_48k)
+    assert np.mean(same) >= 0.9
+
+
+def test_bad_file_among_good_ones(model_path, clips, tmp_path) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["predict", "--model", str(model_path), str(clips[0]), str(bad), str(tmp_path / "absent.wav"),
+            str(empty), str(clips[1])]
+    result = run(*args)
+    assert result.returncode == 1
+    assert [line.split(":")[0] for line in result.stdout.splitlines()[:-1]] == [str(clips[0]), str(clips[1])]
+    assert "ms" in result.stdout.splitlines()[0]
+    assert result.stdout.splitlines()[-1].startswith("5 files, 3 failed")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {bad}: no fmt chunk", f"error: {tmp_path / 'absent.wav'}: no such file or folder",
+                      f"error: {empty}: folder holds no .wav files"]
+    assert "Traceback" not in result.stderr
+
+    as_json = run(*args[:1], "--json", *args[1:])
+    assert as_json.returncode == 1
+    got = records(as_json)
+    assert [("error" in r) for r in got] == [False, True, True, True, False]
+    assert got[1] == {"file": str(bad), "error": f"{bad}: no fmt chunk"}
+
+
+def test_info_json(model_path) -> None:
+    result = run("info", "--model", str(model_path), "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    content = model_path.read_bytes()
+    assert info["path"] == str(model_path) and info["size"] == len(content)
+    assert info["sha256"] == hashlib.sha256(content).hexdigest()
+    assert info["backend"]["name"] and info["backend"]["version"]
+    assert info["features_hash"] == info["metadata"]["features_hash"]
+    assert info["labels"] == info["metadata"]["labels"]
+    human = run("info", "--model", str(model_path))
+    assert info["sha256"] in human.stdout and info["backend"]["name"] in human.stdout
+
+
+def test_predict_and_info_run_without_tensorflow(model_path, clips) -> None:
+    from test_runtime_imports import BLOCKER
+
+    for command in (["predict", str(clips[0])], ["info"]):
+        code = BLOCKER + (f"import sys\nfrom audiomnist_edge.cli import main\n"
+                          f"sys.argv = ['audiomnist-edge', *{command!r}, '--model', {str(model_path)!r}]\n"
+                          "main()\n")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "blocked" not in result.stderr
+
+
+@pytest.mark.parametrize("packaged", [DEFAULT_MODEL], ids=["default"])
+def test_packaged_model_accuracy_on_fsdd_test(packaged, fsdd_test_clips) -> None:
+    if not packaged.exists():
+        pytest.skip(f"no packaged model at {packaged}")
+    result = run("predict", "--model", str(packaged), "--json", *map(str, fsdd_test_clips))
+    assert result.returncode == 0, result.stderr
+    got = records(result)
+    assert len(got) == len(fsdd_test_clips) == 300
+    correct = [r["digit"] == int(Path(r["file"]).name.split("_")[0]) for r in got]
+    assert np.mean(correct) >= 0.98, f"accuracy {np.mean(correct):.4f} on {len(correct)} FSDD test clips"
+
+
+@pytest.mark.parametrize("packaged", [DEFAULT_MODEL], ids=["default"])
+def test_readme_example_recordings(packaged) -> None:
+    files = sorted(EXAMPLES.glob("*.wav"))
+    assert files and sum(f.stat().st_size for f in files) < 100 * 1024
+    for f in files:
+        info = read_wav_info(f)[1]
+        assert (info.sample_rate, info.bits, info.channels) == (16000, 16, 1)
+    if not packaged.exists():
+        pytest.skip(f"no packaged model at {packaged}")
+    result = run("predict", str(EXAMPLES), "--json")  # the README's command, default model
+    assert result.returncode == 0, result.stderr
+    assert [r["digit"] for r in records(result)] == [int(f.stem) for f in files]
+
+
+def test_make_example_writes_small_16k_files(tmp_path) -> None:
+    if shutil.which("espeak-ng") is None:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("espeak-ng not installed")
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "make_example.py"),
+                             "--digits", "38", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    files = sorted(tmp_path.glob("*.wav"))
+    assert [f.name for f in files] == ["3.wav", "8.wav"]
+    for f in files:
+        samples, info = read_wav_info(f)
+        assert (info.sample_rate, info.bits) == (16000, 16)
+        assert 0.2 < len(samples) / 16000 < 1.5 and np.abs(samples).max() > 0.5
