@@ -61,6 +61,13 @@ def training_summary(run_dir: Path, info: dict[str, Any], metrics: dict[str, Any
                      y_train: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
     """What the model was trained on, from the run files (bulky entries such as history left out)."""
     summary = {key: value for key, value in info.items() if key not in ("history", "data_summary")}
+    # Folder names only: a shipped model should not carry the training machine's paths.
+    if summary.get("data"):
+        summary["data"] = Path(summary["data"]).name
+    recipe = dict(summary.get("recipe") or {})
+    if recipe.get("synth"):
+        recipe["synth"] = Path(recipe["synth"]).name
+    summary["recipe"] = recipe
     data_summary = dict(info.get("data_summary") or {})
     if isinstance(data_summary.get("skipped"), list):
         data_summary["skipped"] = len(data_summary["skipped"])
