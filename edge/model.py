@@ -16,7 +16,7 @@ import numpy as np
 
 from .artifact import Artifact, ModelError, read_artifact
 from .features import clip_features
-from .interpreter import Backend, create_interpreter
+from .interpreter import create_interpreter
 from .resample import resample
 
 log = logging.getLogger(__name__)

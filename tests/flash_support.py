@@ -21,6 +21,8 @@ import pytest
 
 from audiomnist_edge.artifact import METADATA_NAME, metadata_bytes, seal
 from audiomnist_edge.config import FeatureParams
+from audiomnist_edge.model import Model
+from audiomnist_edge.targets import ACTIVE
 
 schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
 flatbuffers = pytest.importorskip("flatbuffers")
@@ -134,3 +136,19 @@ def mounted(directory: Path, *options: str) -> Iterator[Path]:
         yield directory
     finally:
         subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+def device(tmp_path: Path, name: str, active: Path | None = None) -> Path:
+    """A target directory, optionally with ``active`` already installed as the model."""
+    directory = tmp_path / name
+    directory.mkdir()
+    if active is not None:
+        (directory / ACTIVE).write_bytes(active.read_bytes())
+    return directory
+
+
+def assert_intact(directory: Path, sha256: str) -> None:
+    """The active model is exactly the one expected, loads and runs; no temporary files left."""
+    assert sha256_of(directory / ACTIVE) == sha256
+    Model.load(directory / ACTIVE)
+    assert leftovers(directory) == []

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from flash_support import leftovers, model_bytes, mounted, run_flash, sha256_of, write_model
+from flash_support import assert_intact, device, model_bytes, mounted, run_flash, sha256_of, write_model
 
 from audiomnist_edge.artifact import parse_artifact
-from audiomnist_edge.model import Model
 from audiomnist_edge.targets import ACTIVE, PREVIOUS, LocalTarget, TargetError, read_target_list
 
 QUIET_RESTART = ("--settle", "0", "--restart-command", "true")
@@ -28,22 +27,6 @@ def models(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         path = tmp_path / f"{name}.tflite"
         out[name] = (path, write_model(path, seed))
     return out
-
-
-def device(tmp_path: Path, name: str, active: Path | None = None) -> Path:
-    """A target directory, optionally with ``active`` already installed as the model."""
-    directory = tmp_path / name
-    directory.mkdir()
-    if active is not None:
-        (directory / ACTIVE).write_bytes(active.read_bytes())
-    return directory
-
-
-def assert_intact(directory: Path, sha256: str) -> None:
-    """The active model is exactly the one expected, loads and runs; no temporary files left."""
-    assert sha256_of(directory / ACTIVE) == sha256
-    Model.load(directory / ACTIVE)
-    assert leftovers(directory) == []
 
 
 def test_install_then_same_model_is_a_noop(tmp_path, models):

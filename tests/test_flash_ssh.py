@@ -24,9 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from flash_support import leftovers, mounted, run_flash, sha256_of, write_model
+from flash_support import assert_intact, device, mounted, run_flash, sha256_of, write_model
 
-from audiomnist_edge.model import Model
 from audiomnist_edge.targets import ACTIVE, PREVIOUS
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -121,20 +120,6 @@ def models(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     specs = {"A": (0, 0), "B": (1, 0), "BIG": (2, 4_000_000)}
     return {name: (tmp_path / f"{name}.tflite", write_model(tmp_path / f"{name}.tflite", seed, pad))
             for name, (seed, pad) in specs.items()}
-
-
-def device(tmp_path: Path, name: str, active: Path | None = None) -> Path:
-    directory = tmp_path / name
-    directory.mkdir()
-    if active is not None:
-        (directory / ACTIVE).write_bytes(active.read_bytes())
-    return directory
-
-
-def assert_intact(directory: Path, sha256: str) -> None:
-    assert sha256_of(directory / ACTIVE) == sha256
-    Model.load(directory / ACTIVE)
-    assert leftovers(directory) == []
 
 
 def test_fleet_with_unreachable_and_impostor(server, tmp_path, models):

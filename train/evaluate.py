@@ -134,7 +134,7 @@ def evaluate(run_or_model: str | Path, data: str | Path | None, split_name: str 
 
     from ..config import FeatureParams
     from .cache import extract
-    from .fit import Recipe, _quiet_tf, predict, read_run, split_indices
+    from .fit import Recipe, _quiet_tf, predict, read_run
 
     _quiet_tf()
     path = Path(run_or_model)
