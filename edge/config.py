@@ -58,7 +58,7 @@ class FeatureParams:
     noise of the spectrum would decide the value."""
     top_db: float | None = None
     """Clamp relative to the loudest frame of the clip; None keeps frames independent."""
-    n_mfcc: int = 13
+    n_mfcc: int = 20
     """Cepstral coefficients kept."""
     dct_type: int = 2
     """DCT type; only 2 is supported."""

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from audiomnist_edge import __version__
+from audiomnist_edge.config import FeatureParams
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -24,7 +25,7 @@ def test_features_json(fsdd_test_clips) -> None:
     result = run("features", "--json", str(fsdd_test_clips[3]))
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
-    assert record["shape"] == [101, 13] and len(record["matrix"]) == 101
+    assert record["shape"] == list(FeatureParams().input_shape) and len(record["matrix"]) == 101
 
 
 def test_bad_file_is_one_line_error_and_others_still_run(tmp_path, fsdd_test_clips) -> None:
@@ -33,7 +34,7 @@ def test_bad_file_is_one_line_error_and_others_still_run(tmp_path, fsdd_test_cli
     result = run("features", str(bad), str(fsdd_test_clips[0]))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"error: {bad}: no fmt chunk"]
-    assert "MFCC 101x13" in result.stdout
+    assert "MFCC {}x{}".format(*FeatureParams().input_shape) in result.stdout
     assert "Traceback" not in result.stderr
 
 

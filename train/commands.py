@@ -31,7 +31,7 @@ def _echo(message: str) -> None:
 @click.option("--fold", type=int, default=None, help="Fold of --split speaker (default 0).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run folder (default runs/ARCH-SPLIT-TIMESTAMP).")
-@click.option("--epochs", type=int, default=None, help="Training epochs (default: 20, ann 40).")
+@click.option("--epochs", type=int, default=40, help="Training epochs.", show_default=True)
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--lr", "learning_rate", type=float, default=2e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -63,7 +63,7 @@ def train(data, arch, split_name, fold, out, epochs, batch_size, learning_rate, 
     from .augment import AugmentParams
     from .fit import Recipe, resolve_params, run
 
-    recipe = Recipe(arch=arch, epochs=epochs or (40 if arch == "ann" else 20),
+    recipe = Recipe(arch=arch, epochs=epochs,
                     batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                     patience=patience, augment=AugmentParams(copies=copies),
                     synth=os.path.abspath(synth) if synth else None, synth_copies=synth_copies)

@@ -39,7 +39,7 @@ class Recipe:
     """Everything that decides a trained model besides the data and the split."""
 
     arch: str = "cnn"
-    epochs: int = 20
+    epochs: int = 40
     batch_size: int = 128
     learning_rate: float = 2e-3
     seed: int = 0
