@@ -35,6 +35,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
             "Exploratory plots of a corpus (waveforms, MFCCs, balance, durations)."),
     "flash": ("audiomnist_edge.flash_cmd", "flash",
               "Install a model on devices (local dirs or ssh://), atomically; --rollback."),
+    "listen": ("audiomnist_edge.listen", "listen",
+               "Recognise digits live from a microphone, a WAV file or stdin PCM."),
+    "service": ("audiomnist_edge.service", "service",
+                "Write (or print) a systemd unit that runs listen at boot."),
 }
 
 

@@ -1,0 +1,278 @@
+"""Cutting a live stream into utterances, and utterances into numbers: pure, no I/O.
+
+``Segmenter`` takes float32 mono blocks of any size at one sample rate and
+yields ``Utterance`` objects: the samples of each stretch of speech, found by
+an energy gate with hysteresis against a tracked noise floor. Every decision
+is made on a fixed grid of frames (10 ms by default) counted from the start of
+the stream, so the utterances do not depend on how the stream was cut into
+blocks. ``SequenceGrouper`` joins decisions separated by short pauses into
+one number (a PIN, a phone number).
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SILENCE_DB = -120.0  # energy of an all-zero frame, in dB relative to full scale
+
+
+@dataclass(frozen=True)
+class GateParams:
+    """Settings of the voice-activity gate; durations in seconds, levels in dB.
+
+    Frame energy is the mean square of a frame (DC removed) in dB relative to
+    a full-scale signal (1.0). Speech starts when ``onset_frames`` frames in a
+    row exceed ``max(floor + start_db, min_start_db)`` and ends when no frame
+    exceeded ``max(floor + stop_db, min_start_db - (start_db - stop_db))``
+    for ``hangover`` seconds.
+    """
+
+    frame: float = 0.010
+    """Frame length of the decision grid."""
+    start_db: float = 9.0
+    """Onset threshold above the noise floor."""
+    stop_db: float = 4.0
+    """Offset threshold above the noise floor (below start_db: hysteresis)."""
+    min_start_db: float = -50.0
+    """Absolute onset threshold, so digital silence and faint hiss never trigger."""
+    onset_frames: int = 2
+    """Consecutive loud frames needed to start (rejects clicks)."""
+    pre_roll: float = 0.10
+    """Audio kept before the onset, so soft onsets (s, f, th) are not clipped."""
+    tail: float = 0.05
+    """Audio kept after the last loud frame."""
+    hangover: float = 0.20
+    """Quiet time that ends an utterance (the wait before a decision)."""
+    min_duration: float = 0.10
+    """Shorter bursts (onset to last loud frame) are dropped as noise."""
+    max_duration: float = 1.5
+    """Longer speech is cut here; the gate then waits for quiet before re-arming."""
+    calibrate: float = 0.25
+    """Seconds at the start used only to measure the noise floor (no detection)."""
+    floor_window: float = 2.0
+    """The noise floor is a low percentile of the frames outside speech in this window."""
+    floor_percentile: float = 20.0
+    """Which percentile: low enough to ignore bursts, high enough to be stable."""
+
+    def __post_init__(self) -> None:
+        if not 0.001 <= self.frame <= 0.1:
+            raise ValueError("frame must be 1-100 ms")
+        if self.stop_db > self.start_db:
+            raise ValueError("stop_db must not exceed start_db")
+        if self.onset_frames < 1:
+            raise ValueError("onset_frames must be at least 1")
+        if min(self.pre_roll, self.tail, self.hangover, self.min_duration, self.calibrate) < 0:
+            raise ValueError("durations must not be negative")
+        if self.max_duration <= self.min_duration:
+            raise ValueError("max_duration must exceed min_duration")
+        if self.floor_window < self.frame or not 0 <= self.floor_percentile <= 100:
+            raise ValueError("floor_window must hold a frame; floor_percentile is 0-100")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One stretch of speech.
+
+    Attributes:
+        start: first sample's time in seconds from the start of the stream (pre-roll included).
+        end: end of speech (last loud frame plus tail) in seconds.
+        samples: float32 samples from start to end, shape (round((end - start) * rate),).
+        closed_at: stream time in seconds when the gate decided it was over
+            (end of speech plus the remaining hang-over).
+        truncated: True when cut at max_duration.
+    """
+
+    start: float
+    end: float
+    samples: np.ndarray = field(repr=False)
+    closed_at: float
+    truncated: bool = False
+
+
+def frame_energy_db(frames: np.ndarray) -> np.ndarray:
+    """Energy of each row of a (n, frame) array, DC removed, in dB re full scale; shape (n,)."""
+    centred = frames - frames.mean(axis=1, keepdims=True)
+    power = np.mean(np.square(centred, dtype=np.float64), axis=1)
+    return 10.0 * np.log10(np.maximum(power, 10.0 ** (SILENCE_DB / 10.0)))
+
+
+class Segmenter:
+    """Energy voice-activity gate with hysteresis, noise tracking, pre-roll and hang-over.
+
+    Feed blocks with ``process(block)``; it returns the utterances that ended
+    within the stream so far. ``flush()`` ends the stream (an utterance still
+    open is closed there). Memory stays bounded: at most pre-roll plus
+    max_duration of audio is held.
+    """
+
+    def __init__(self, sample_rate: int, gate: GateParams | None = None) -> None:
+        self.rate = int(sample_rate)
+        self.gate = gate or GateParams()
+        g = self.gate
+        self.frame = max(1, int(round(g.frame * self.rate)))
+        self._hangover = max(1, self._frames_of(g.hangover))
+        self._tail = self._frames_of(g.tail)
+        self._min_frames = max(1, self._frames_of(g.min_duration))
+        self._max_frames = max(self._min_frames + 1, self._frames_of(g.max_duration))
+        self._calibration = self._frames_of(g.calibrate)
+        self._floor_window = max(1, self._frames_of(g.floor_window))
+        self._floor_recent: collections.deque[float] = collections.deque()
+        self._floor_sorted: list[float] = []  # the same values, sorted
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._history: collections.deque[np.ndarray] = collections.deque(
+            maxlen=self._frames_of(g.pre_roll) + g.onset_frames)
+        self._speech: list[np.ndarray] = []
+        self.frame_index = 0          # frames consumed
+        self.floor: float | None = None
+        self._state = "idle"          # idle | speech | refractory
+        self._run = 0                 # loud frames in a row (idle) / quiet frames in a row
+        self._start_frame = 0         # first frame of the utterance (pre-roll included)
+        self._last_loud = 0           # last frame above the stop threshold
+        self._onset = 0               # first loud frame of the utterance
+
+    @property
+    def frame_seconds(self) -> float:
+        """Length of one decision frame in seconds."""
+        return self.frame / self.rate
+
+    def _frames_of(self, seconds: float) -> int:
+        return int(round(seconds * self.rate / self.frame))
+
+    @property
+    def settled(self) -> float:
+        """Stream time in seconds before which no utterance can still start."""
+        if self._state == "speech":
+            return self._start_frame * self.frame_seconds
+        return (self.frame_index - len(self._history)) * self.frame_seconds
+
+    def thresholds(self) -> tuple[float, float]:
+        """(start, stop) thresholds in dB for the current noise floor."""
+        g = self.gate
+        floor = SILENCE_DB if self.floor is None else self.floor
+        start = max(floor + g.start_db, g.min_start_db)
+        stop = max(floor + g.stop_db, g.min_start_db - (g.start_db - g.stop_db))
+        return start, stop
+
+    def process(self, block: np.ndarray) -> list[Utterance]:
+        """Consume the next samples (shape (n,), any n); return utterances that ended."""
+        x = np.concatenate([self._pending, np.asarray(block, dtype=np.float32).reshape(-1)])
+        n = len(x) // self.frame
+        self._pending = x[n * self.frame:]
+        if n == 0:
+            return []
+        frames = x[:n * self.frame].reshape(n, self.frame)
+        energies = frame_energy_db(frames)
+        return [u for frame, db in zip(frames, energies) if (u := self._step(frame, float(db)))]
+
+    def flush(self) -> list[Utterance]:
+        """End of stream: close an open utterance (if long enough); drop a partial frame."""
+        out = []
+        if self._state == "speech":
+            utterance = self._close(truncated=False)
+            if utterance:
+                out.append(utterance)
+        self._pending = np.zeros(0, dtype=np.float32)
+        return out
+
+    def _track_floor(self, db: float) -> None:
+        """Add a non-speech frame's energy; the floor is their windowed percentile."""
+        self._floor_recent.append(db)
+        bisect.insort(self._floor_sorted, db)
+        if len(self._floor_recent) > self._floor_window:
+            old = self._floor_recent.popleft()
+            del self._floor_sorted[bisect.bisect_left(self._floor_sorted, old)]
+        rank = self.gate.floor_percentile / 100 * (len(self._floor_sorted) - 1)
+        self.floor = self._floor_sorted[int(round(rank))]
+
+    def _step(self, frame: np.ndarray, db: float) -> Utterance | None:
+        """Advance the gate by one frame; return an utterance if one just closed."""
+        index = self.frame_index
+        self.frame_index += 1
+        if index < self._calibration:
+            self._track_floor(db)
+            self._history.append(frame)
+            return None
+        start, stop = self.thresholds()
+        if self._state == "speech":
+            self._speech.append(frame)
+            if db > stop:
+                self._last_loud = index
+            if index - self._onset + 1 >= self._max_frames:
+                self._last_loud = index
+                return self._close(truncated=True)
+            if index - self._last_loud >= self._hangover:
+                return self._close(truncated=False)
+            return None
+        self._track_floor(db)
+        self._history.append(frame)
+        if self._state == "refractory":
+            self._run = self._run + 1 if db <= stop else 0
+            if self._run >= self._hangover:
+                self._state, self._run = "idle", 0
+            return None
+        self._run = self._run + 1 if db > start else 0
+        if self._run >= self.gate.onset_frames:
+            self._state = "speech"
+            self._onset = index - self._run + 1
+            self._last_loud = index
+            self._speech = list(self._history)
+            self._start_frame = index + 1 - len(self._speech)
+            self._history.clear()
+            self._run = 0
+        return None
+
+    def _close(self, truncated: bool) -> Utterance | None:
+        """Close the open utterance at the last loud frame plus tail."""
+        closed_frame = self.frame_index
+        end_frame = min(self._last_loud + 1 + self._tail, self._start_frame + len(self._speech))
+        keep = end_frame - self._start_frame
+        speech, after = self._speech[:keep], self._speech[keep:]
+        self._speech = []
+        self._history.clear()
+        self._history.extend(after)  # pre-roll for the next utterance
+        self._state = "refractory" if truncated else "idle"
+        self._run = 0
+        if self._last_loud + 1 - self._onset < self._min_frames:
+            return None
+        return Utterance(
+            start=self._start_frame * self.frame_seconds,
+            end=end_frame * self.frame_seconds,
+            samples=np.concatenate(speech),
+            closed_at=closed_frame * self.frame_seconds,
+            truncated=truncated,
+        )
+
+
+class SequenceGrouper:
+    """Join decisions into numbers: a pause longer than ``gap`` seconds ends a number.
+
+    ``add(item, start, end)`` records one decision (any item: a digit, or None
+    for unknown); ``advance(now)`` returns the groups whose pause has already
+    passed at stream time ``now``; ``flush()`` returns what is left. Each group
+    is a list of (item, start, end).
+    """
+
+    def __init__(self, gap: float = 1.0) -> None:
+        self.gap = gap
+        self._group: list[tuple[object, float, float]] = []
+
+    def add(self, item: object, start: float, end: float) -> list[list[tuple[object, float, float]]]:
+        """Record a decision; returns a finished group if this one starts after a long pause."""
+        done = self.advance(start)
+        self._group.append((item, start, end))
+        return done
+
+    def advance(self, now: float) -> list[list[tuple[object, float, float]]]:
+        """Groups finished by stream time ``now`` (seconds)."""
+        if self._group and now - self._group[-1][2] > self.gap:
+            return self.flush()
+        return []
+
+    def flush(self) -> list[list[tuple[object, float, float]]]:
+        """The open group, if any (end of stream)."""
+        group, self._group = self._group, []
+        return [group] if group else []

@@ -1,0 +1,138 @@
+"""The microphone path through a real audio stack: PulseAudio -> ALSA -> PortAudio -> listen.
+
+Each test starts its own PulseAudio daemon (an ordinary per-user server with its
+own XDG_RUNTIME_DIR) with a null sink whose monitor is the default source. The
+test plays a stream into the sink with paplay, and ``listen --device pulse``
+captures the monitor through sounddevice. Needs the Debian packages pulseaudio,
+pulseaudio-utils, libportaudio2 and libasound2-plugins (``.ci/run`` installs them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from test_listen import CLI, build_stream, listen_json, plumbing_model  # noqa: F401 (fixture)
+
+CAPTURE_RATE = 16000  # the sink's rate, and the rate listen captures at (resampled to the model's)
+SCRIPT = f"""\
+load-module module-native-protocol-unix
+load-module module-null-sink sink_name=digits rate={CAPTURE_RATE} channels=1
+set-default-sink digits
+set-default-source digits.monitor
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def audio_stack():
+    missing = [tool for tool in ("pulseaudio", "paplay", "pactl") if shutil.which(tool) is None]
+    if missing:
+        message = f"missing {', '.join(missing)}: apt-get install pulseaudio pulseaudio-utils"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@contextlib.contextmanager
+def pulse_server() -> Iterator[tuple[dict[str, str], subprocess.Popen]]:
+    """A private PulseAudio daemon; yields (environment for clients, the daemon process)."""
+    home = Path(tempfile.mkdtemp(prefix="pa-"))  # short: the socket path must fit 108 bytes
+    runtime = home / "run"
+    runtime.mkdir(mode=0o700)
+    (home / "default.pa").write_text(SCRIPT)
+    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(runtime),
+           "PULSE_SERVER": f"unix:{runtime}/pulse/native"}
+    daemon = subprocess.Popen(
+        ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "--system=false", "-n",
+         "-F", str(home / "default.pa"), "--log-target=stderr"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 15
+        while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"PulseAudio did not start: {daemon.stderr.read().decode()[-2000:]}")
+            time.sleep(0.1)
+        yield env, daemon
+    finally:
+        if daemon.poll() is None:
+            daemon.terminate()
+            try:
+                daemon.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def start_listen(model: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """``listen --device pulse --json`` in the background, once it reports it is listening."""
+    process = subprocess.Popen(
+        [*CLI, "listen", "--device", "pulse", "--samplerate", str(CAPTURE_RATE), "--json",
+         "--model", str(model)],
+        env=env, stdout=subprocess.PIPE, stderr=log.open("wb"))
+    deadline = time.monotonic() + 60
+    while "listening on" not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"listen did not start: {log.read_text()}")
+        time.sleep(0.1)
+    return process
+
+
+def test_microphone_hears_the_same_digits_as_the_file(fsdd_test_clips, plumbing_model, tmp_path):
+    stream = build_stream(fsdd_test_clips, tmp_path / "stream.wav", 10, seed=1)
+    from_file = listen_json(plumbing_model, "--input", str(stream.path))
+    with pulse_server() as (env, _):
+        listener = start_listen(plumbing_model, env, tmp_path / "listen.log")
+        subprocess.run(["paplay", str(stream.path)], env=env, check=True, timeout=120)
+        time.sleep(1.0)  # the last hang-over
+        listener.send_signal(signal.SIGTERM)
+        out, _ = listener.communicate(timeout=20)
+    log = (tmp_path / "listen.log").read_text()
+    assert listener.returncode == 0, log
+    assert "stopped by SIGTERM" in log and "Traceback" not in log
+    assert "0 blocks dropped" in log
+    heard = [json.loads(line) for line in out.decode().splitlines()]
+    assert len(heard) == len(from_file) == len(stream.digits), (heard, from_file)
+    # The same utterances, shifted by however long listen waited before paplay started.
+    offset = heard[0]["start"] - from_file[0]["start"]
+    assert all(abs(h["start"] - f["start"] - offset) < 0.1 and abs(h["end"] - f["end"] - offset) < 0.1
+               for h, f in zip(heard, from_file)), (heard, from_file)
+    # Two resamplings and 16-bit PCM in between: at most one borderline decision may differ.
+    same = sum(h["label"] == f["label"] for h, f in zip(heard, from_file))
+    assert same >= len(heard) - 1, ([h["label"] for h in heard], [f["label"] for f in from_file])
+
+
+def test_losing_the_device_mid_stream_is_a_clear_error(plumbing_model, tmp_path):
+    with pulse_server() as (env, daemon):
+        listener = start_listen(plumbing_model, env, tmp_path / "listen.log")
+        time.sleep(0.5)
+        daemon.terminate()  # the sound server goes away, as an unplugged device does
+        daemon.wait(timeout=10)
+        try:
+            listener.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            listener.kill()
+            pytest.fail("listen hung after its device went away")
+    log = (tmp_path / "listen.log").read_text()
+    assert listener.returncode == 1, log
+    assert "error:" in log.splitlines()[-1] and "Traceback" not in log
+
+
+def test_no_sound_server_means_no_device(plumbing_model, tmp_path):
+    env = {**os.environ, "PULSE_SERVER": f"unix:{tmp_path}/nothing", "XDG_RUNTIME_DIR": str(tmp_path)}
+    result = subprocess.run([*CLI, "listen", "--device", "pulse", "--model", str(plumbing_model)],
+                            env=env, capture_output=True, timeout=60)
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 1
+    assert lines[-1].startswith("error: ") and "Traceback" not in result.stderr.decode()

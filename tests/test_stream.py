@@ -1,0 +1,183 @@
+"""The segmenter and the sequence grouper on synthetic signals (no model, no files)."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from audiomnist_edge.config import FeatureParams
+from audiomnist_edge.features import clip_features
+from audiomnist_edge.resample import Resampler, resample
+from audiomnist_edge.stream import GateParams, Segmenter, SequenceGrouper
+
+RATE = 8000
+NOISE_DBFS = -60.0
+
+
+def signal(bursts: list[tuple[float, float, float]], seconds: float, seed: int = 0) -> np.ndarray:
+    """White noise at NOISE_DBFS with voiced-like bursts (start s, length s, level dBFS)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 10 ** (NOISE_DBFS / 20), int(seconds * RATE))
+    for start, length, level in bursts:
+        t = np.arange(int(length * RATE)) / RATE
+        pitch = 120 + 20 * np.sin(2 * np.pi * 3 * t)
+        wave = sum(np.sin(2 * np.pi * k * np.cumsum(pitch) / RATE) / k for k in range(1, 6))
+        wave *= np.hanning(len(t)) ** 0.2 * 10 ** (level / 20) * np.sqrt(2) / np.std(wave)
+        i = int(start * RATE)
+        x[i:i + len(wave)] += wave
+    return x.astype(np.float32)
+
+
+def segment(x: np.ndarray, block: int | list[int], rate: int = RATE, gate: GateParams | None = None):
+    """All utterances of x, fed in blocks of one size or of the given sizes in turn."""
+    segmenter = Segmenter(rate, gate)
+    sizes = block if isinstance(block, list) else [block]
+    out, i, k = [], 0, 0
+    while i < len(x):
+        n = sizes[k % len(sizes)]
+        out += segmenter.process(x[i:i + n])
+        i, k = i + n, k + 1
+    return out + segmenter.flush()
+
+
+BURSTS = [(1.0, 0.45, -25), (2.2, 0.30, -35), (3.3, 0.60, -20), (4.6, 0.25, -30)]
+
+
+def test_finds_each_burst_with_pre_roll_and_tail():
+    gate = GateParams()
+    utterances = segment(signal(BURSTS, 6.0), 400)
+    assert len(utterances) == len(BURSTS)
+    for u, (start, length, _) in zip(utterances, BURSTS):
+        assert start - gate.pre_roll - 0.03 <= u.start <= start - gate.pre_roll + 0.05
+        assert start + length - 0.05 <= u.end <= start + length + gate.tail + 0.02
+        assert u.closed_at == pytest.approx(u.end - gate.tail + gate.hangover, abs=0.011)
+        assert len(u.samples) == round((u.end - u.start) * RATE)
+        assert not u.truncated
+
+
+@pytest.mark.parametrize("block", [1, 80, 256, 1024, 4000, [1, 999, 17, 4096]])
+def test_block_size_does_not_change_the_utterances(block):
+    x = signal(BURSTS, 6.0)
+    reference = segment(x, len(x))
+    got = segment(x, block)
+    assert [(u.start, u.end, u.closed_at) for u in got] == \
+        [(u.start, u.end, u.closed_at) for u in reference]
+    assert all(np.array_equal(a.samples, b.samples) for a, b in zip(got, reference))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(1, 3000), min_size=1, max_size=8))
+def test_any_block_sequence_gives_the_same_utterances(sizes):
+    x = signal(BURSTS[:2], 3.0)
+    assert [(u.start, u.end) for u in segment(x, sizes)] == [(u.start, u.end) for u in segment(x, len(x))]
+
+
+def test_streamed_features_equal_offline_features():
+    params = FeatureParams()
+    x = signal(BURSTS, 6.0)
+    for u in segment(x, 333):
+        offline = x[round(u.start * RATE):round(u.end * RATE)]
+        assert np.array_equal(u.samples, offline)
+        assert np.array_equal(clip_features(u.samples, params), clip_features(offline, params))
+
+
+def test_streamed_resampling_equals_offline_at_48k():
+    x = signal(BURSTS, 6.0)
+    at_48k = resample(x, RATE, 48000)
+    resampler = Resampler(48000, RATE)
+    blocks = [resampler.process(at_48k[i:i + 4800]) for i in range(0, len(at_48k), 4800)]
+    streamed = np.concatenate(blocks + [resampler.flush()])
+    assert np.array_equal(streamed, resample(at_48k, 48000, RATE))
+    assert [(u.start, u.end) for u in segment(streamed, 800)] == \
+        [(u.start, u.end) for u in segment(resample(at_48k, 48000, RATE), len(x))]
+
+
+def test_noise_alone_and_a_noise_step_never_trigger():
+    x = signal([], 8.0)
+    x[4 * RATE:] *= 10 ** (6 / 20)  # a fan switches on: +6 dB
+    assert segment(x, 512) == []
+    assert segment(np.zeros(3 * RATE, dtype=np.float32), 512) == []
+
+
+def test_quiet_sounds_in_digital_silence_stay_below_the_absolute_threshold():
+    x = signal([(1.0, 0.4, -70)], 2.0)
+    x[:] = np.where(np.abs(x) > 10 ** (-65 / 20), x, 0)  # keep only the burst
+    assert segment(x, 512) == []
+
+
+def test_clicks_shorter_than_the_minimum_are_dropped():
+    x = signal([(1.0, 0.04, -20), (2.0, 0.3, -20)], 3.0)
+    utterances = segment(x, 512)
+    assert len(utterances) == 1 and utterances[0].start > 1.5
+
+
+def test_hysteresis_keeps_a_fading_word_whole():
+    # A loud onset, then a tail between the stop and start thresholds (about 6 dB above noise).
+    x = signal([(1.0, 0.3, -25), (1.3, 0.3, -56)], 3.0)
+    utterances = segment(x, 512)
+    assert len(utterances) == 1
+    assert utterances[0].end >= 1.55
+    no_hysteresis = GateParams(stop_db=GateParams().start_db)
+    assert segment(x, 512, gate=no_hysteresis)[0].end < utterances[0].end - 0.05
+
+
+def test_a_pause_longer_than_the_hangover_splits_words():
+    gate = GateParams(hangover=0.2)
+    x = signal([(1.0, 0.3, -25), (1.55, 0.3, -25)], 3.0)
+    first, second = segment(x, 512, gate=gate)
+    assert second.start < first.closed_at  # its pre-roll reaches into the first one's hang-over
+    assert second.start == pytest.approx(1.55 - gate.pre_roll, abs=0.021)
+    assert np.array_equal(second.samples, x[round(second.start * RATE):round(second.end * RATE)])
+    assert len(segment(x, 512, gate=GateParams(hangover=0.4))) == 1
+
+
+def test_long_sound_is_cut_at_max_duration_once():
+    gate = GateParams(max_duration=1.0)
+    utterances = segment(signal([(1.0, 4.0, -20)], 7.0), 512, gate=gate)
+    assert len(utterances) == 1
+    assert utterances[0].truncated
+    assert utterances[0].end - utterances[0].start <= 1.0 + gate.pre_roll + 0.02
+
+
+def test_speech_during_calibration_is_not_reported_and_sets_no_trap():
+    x = signal([(0.05, 0.15, -25), (1.0, 0.4, -25)], 2.0)
+    utterances = segment(x, 512, gate=GateParams(calibrate=0.25))
+    assert [round(u.start, 2) for u in utterances] == [round(1.0 - GateParams().pre_roll, 2)]
+
+
+def test_memory_stays_bounded_over_a_long_stream():
+    minute = signal([(s, 0.4, -25) for s in np.arange(1.0, 59.0, 1.5)], 60.0)
+    segmenter = Segmenter(RATE)
+    tracemalloc.start()
+    try:
+        for i in range(0, len(minute), 800):
+            segmenter.process(minute[i:i + 800])
+        _, first = tracemalloc.get_traced_memory()
+        for _ in range(5):
+            for i in range(0, len(minute), 800):
+                segmenter.process(minute[i:i + 800])
+        current, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert current < first + 256 * 1024
+
+
+def test_gate_params_are_checked():
+    with pytest.raises(ValueError):
+        GateParams(start_db=3, stop_db=6)
+    with pytest.raises(ValueError):
+        GateParams(min_duration=2, max_duration=1)
+
+
+def test_sequence_grouper_splits_on_long_pauses():
+    grouper = SequenceGrouper(gap=1.0)
+    done = []
+    for digit, start, end in [("3", 0.0, 0.4), ("7", 0.9, 1.3), ("1", 1.8, 2.2), ("9", 4.0, 4.4)]:
+        done += grouper.add(digit, start, end)
+    assert [[d for d, _, _ in g] for g in done] == [["3", "7", "1"]]
+    assert grouper.advance(5.0) == []
+    assert [[d for d, _, _ in g] for g in grouper.advance(5.5)] == [["9"]]
+    assert grouper.flush() == []
