@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from audiomnist_edge.bench import COLD_START_CODE
+from audiomnist_edge.bench import COLD_START_CODE, run_fresh_process
 
 from .timing import Tick, ratio
 
@@ -52,17 +49,6 @@ def commands(model: Path, run_dir: Path | None, wav: Path) -> dict[str, list[str
     return argvs
 
 
-def run_once(argv: list[str]) -> tuple[float, float]:
-    """(ms from process start to first decision, peak RSS in MB) of one fresh process."""
-    started = time.time()
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
-        raise RuntimeError(f"benchmark process failed: {lines[-1]}")
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    return 1e3 * (report["done"] - started), report["peak_rss_bytes"] / 1e6
-
-
 def compare(model: Path, run_dir: Path | None, wav: Path, runs: int,
             tick: Tick = lambda n: None) -> dict[str, Any]:
     """Cold start (ms) and peak RSS (MB) of each process over ``runs`` interleaved runs,
@@ -72,7 +58,7 @@ def compare(model: Path, run_dir: Path | None, wav: Path, runs: int,
     peak_mb = {name: [] for name in argvs}
     for _ in range(runs):
         for name, argv in argvs.items():
-            ms, mb = run_once(argv)
+            ms, mb, _ = run_fresh_process(argv)
             start_ms[name].append(ms)
             peak_mb[name].append(mb)
         tick(1)

@@ -140,6 +140,20 @@ def measure_stages(model: Model, wav: bytes, repeat: int, warmup: int,
     return result
 
 
+def run_fresh_process(argv: list[str], timeout: float = 600) -> tuple[float, float, dict[str, Any]]:
+    """Run a process that prints a JSON line with ``done`` (epoch seconds) and ``peak_rss_bytes``.
+
+    Returns ms from launch to ``done``, its peak resident memory in MB, and the report.
+    """
+    started = time.time()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        raise BenchError(f"benchmark process failed: {lines[-1]}")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return 1e3 * (report["done"] - started), report["peak_rss_bytes"] / 1e6, report
+
+
 def cold_start(wav_path: str | Path, model_path: str | Path | None = None,
                backend: str | None = None, runs: int = 3,
                tick: Callable[[int], None] = lambda n: None) -> dict[str, Any]:
@@ -152,14 +166,9 @@ def cold_start(wav_path: str | Path, model_path: str | Path | None = None,
     times, peaks, label = [], [], None
     argv = [sys.executable, "-c", COLD_START_CODE, str(model_path or ""), backend or "", str(wav_path)]
     for _ in range(runs):
-        started = time.time()
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
-            raise BenchError(f"cold-start process failed: {lines[-1]}")
-        report = json.loads(done.stdout.strip().splitlines()[-1])
-        times.append(1e3 * (report["done"] - started))
-        peaks.append(report["peak_rss_bytes"] / 1e6)
+        elapsed_ms, peak_mb, report = run_fresh_process(argv)
+        times.append(elapsed_ms)
+        peaks.append(peak_mb)
         label = report["label"]
         tick(1)
     return {"p50": round(float(np.median(times)), 1), "runs": [round(t, 1) for t in times],
