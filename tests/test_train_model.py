@@ -17,7 +17,7 @@ pytest.importorskip("tensorflow")
 from audiomnist_edge.config import FeatureParams  # noqa: E402
 from audiomnist_edge.train import datasets  # noqa: E402
 from audiomnist_edge.train.augment import AugmentParams  # noqa: E402
-from audiomnist_edge.train.fit import Recipe, load_run_data, predict, prepare, run, train_model  # noqa: E402
+from audiomnist_edge.train.fit import Recipe, load_run_data, predict, prepare, train_model  # noqa: E402
 
 FLOOR = 0.80  # official split, 8 epochs, no augmentation; chance is 0.10
 EXE = Path(sys.executable).parent / "audiomnist-edge"
