@@ -3,14 +3,24 @@
 A backend that imports but cannot create an interpreter (tflite-runtime 2.14
 built for NumPy 1.x fails under NumPy 2 only at that point) is skipped with a
 logged reason.
+
+The interpreters' C++ code prints "INFO: Created TensorFlow Lite XNNPACK
+delegate for CPU." straight to file descriptor 2 (no option or environment
+variable of ai-edge-litert 2.3 turns it off), so file descriptor 2 is
+captured while an interpreter is created and first run: INFO lines become
+debug log records (shown with ``--debug``), anything else is written back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
+import sys
+import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import EdgeError
 
@@ -47,6 +57,37 @@ def _version(distribution: str, module: Any) -> str:
     return getattr(module, "__version__", "unknown")
 
 
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Capture what native code writes to fd 2; INFO lines go to the debug log.
+
+    Other lines (warnings, errors) are written back to fd 2 unchanged, so
+    nothing but the interpreter's chatter is hidden.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable fd 2: nothing to hide
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured = sink.read().decode("utf-8", "replace")
+    for line in captured.splitlines(keepends=True):
+        if line.startswith("INFO: "):
+            log.debug("interpreter: %s", line.rstrip())
+        elif line.strip():
+            os.write(2, line.encode())
+
+
 def create_interpreter(model_content: bytes, backend: str | None = None,
                        num_threads: int = 1) -> tuple[Any, Backend]:
     """An allocated interpreter for the model bytes, from the first backend that works.
@@ -66,8 +107,10 @@ def create_interpreter(model_content: bytes, backend: str | None = None,
             interpreter_class: Any = importlib.import_module(module_name)
             for part in attribute.split("."):
                 interpreter_class = getattr(interpreter_class, part)
-            interpreter = interpreter_class(model_content=model_content, num_threads=num_threads)
-            interpreter.allocate_tensors()
+            with quiet_native_stderr():
+                interpreter = interpreter_class(model_content=model_content, num_threads=num_threads)
+                interpreter.allocate_tensors()
+                interpreter.invoke()  # some backends apply their delegates (and log) on first run
         except ImportError as exc:
             reasons.append(f"{name}: not installed")
             log.debug("backend %s unavailable: %s", name, exc)

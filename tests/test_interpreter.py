@@ -1,9 +1,11 @@
-"""Interpreter backends: identical outputs, and broken ones skipped with a logged reason."""
+"""Interpreter backends: identical outputs, broken ones skipped with a logged reason, and quiet."""
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -14,14 +16,16 @@ import pytest
 import tiny_models
 from audiomnist_edge import interpreter
 from audiomnist_edge.artifact import parse_artifact
-from audiomnist_edge.interpreter import BACKENDS, BackendError, create_interpreter
+from audiomnist_edge.interpreter import BACKENDS, BackendError, create_interpreter, quiet_native_stderr
 from audiomnist_edge.model import Model
 
-pytest.importorskip("tensorflow")  # the test model is built with the converter
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "audiomnist_edge"]
 
 
 @pytest.fixture(scope="module")
 def content(fsdd) -> bytes:
+    pytest.importorskip("tensorflow")  # the test model is built with the converter
     return tiny_models.int8_model_bytes(str(fsdd))
 
 
@@ -80,3 +84,38 @@ def test_no_working_backend_is_one_clear_error(monkeypatch, content) -> None:
 def test_unknown_backend_name(content) -> None:
     with pytest.raises(BackendError, match="unknown backend 'nope'"):
         create_interpreter(content, backend="nope")
+
+
+def test_native_info_lines_go_to_the_debug_log_and_the_rest_stays(capfd, caplog) -> None:
+    with caplog.at_level(logging.DEBUG, logger=interpreter.__name__), quiet_native_stderr():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(2, b"ERROR: something the user must see\n")
+    assert capfd.readouterr().err == "ERROR: something the user must see\n"
+    assert "interpreter: INFO: Created TensorFlow Lite XNNPACK delegate for CPU." in caplog.text
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=120, cwd=REPO)
+
+
+def test_predict_prints_no_interpreter_chatter() -> None:
+    """--json: stdout has the records, stderr nothing but predict's one summary line."""
+    result = run_cli("predict", "--json", "examples/digits")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 4
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("4 files, 0 failed, "), result.stderr
+
+
+def test_predict_human_output_has_only_its_own_stderr_lines() -> None:
+    result = run_cli("predict", "examples/digits")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("model default.tflite ("), result.stderr
+
+
+def test_debug_shows_the_interpreter_line() -> None:
+    result = run_cli("--debug", "predict", "--json", "examples/digits/2.wav")
+    assert result.returncode == 0, result.stderr
+    if "ai-edge-litert" in result.stderr:  # the backend whose C++ code prints it
+        assert "DEBUG: interpreter: INFO: Created TensorFlow Lite XNNPACK delegate" in result.stderr
