@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from .resample_compare import markdown_rows as resample_rows
+
 NAMES = {
     "librosa": "librosa melspectrogram + power_to_db + mfcc(S=)",
     "librosa_y": "librosa.feature.mfcc(y=)",
@@ -52,6 +54,15 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, s
         rows.append((f"MFCC, 1 s clip: NumPy vs {NAMES[name]}", f"{ours:.3f} ms",
                      f"{mfcc['times'][name]['median_ms']:.3f} ms", _ratio_cell(r),
                      f">= {target:g}x", _verdict(r["median"], target)))
+    resampling = results.get("resample")
+    if resampling:
+        for kind, label, target in (("whole", "1 s clip", 5.0), ("stream", "1 s in 50 ms blocks", None)):
+            ours_key, theirs_key = ("soxr", "numpy") if kind == "whole" else ("soxr_stream", "numpy_stream")
+            r = resampling["speedup"][kind]
+            rows.append((f"resampling 48 -> 8 kHz, {label}: soxr vs NumPy polyphase",
+                         f"{resampling['times'][ours_key]['median_ms']:.3f} ms",
+                         f"{resampling['times'][theirs_key]['median_ms']:.3f} ms", _ratio_cell(r),
+                         f">= {target:g}x" if target else "", _verdict(r["median"], target)))
     model = results.get("model")
     if model:
         ours = model["times"]["int8_tflite"]["median_ms"]
@@ -93,6 +104,10 @@ def markdown(results: dict[str, Any]) -> str:
               "| stage | p50 | p95 | p99 |", "|---|---:|---:|---:|"]
     for stage, figures in results["stages"].items():
         lines.append(f"| {stage} | {figures['p50']:.3f} | {figures['p95']:.3f} | {figures['p99']:.3f} |")
+    if results.get("resample"):
+        lines += ["", "Resampling 48 kHz -> 8 kHz: tone levels after resampling, dB re the input "
+                  "(3.7 kHz: passband flatness; 4.1 kHz: above the new Nyquist frequency, so aliasing):",
+                  ""] + resample_rows(results["resample"])
     lines += ["", "Scaling with clip length (median ms per call):", "",
               "| seconds | NumPy MFCC | librosa MFCC | end to end |", "|---:|---:|---:|---:|"]
     for row in results["scaling"]["by_length"]:
@@ -117,6 +132,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     ratios = {f"MFCC vs {k}": v for k, v in results["mfcc"]["speedup"].items()}
+    if results.get("resample"):
+        ratios.update({f"soxr vs NumPy resampling ({k})": v for k, v in results["resample"]["speedup"].items()})
     if results.get("model"):
         ratios.update({f"int8 vs {k}": v for k, v in results["model"]["speedup"].items()})
     ratios.update({f"cold start vs {k}": v for k, v in results["process"]["cold_start_ratio"].items()})

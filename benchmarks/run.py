@@ -19,10 +19,11 @@ from audiomnist_edge.bench import cpu_name, measure_stages
 from audiomnist_edge.errors import EdgeError
 from audiomnist_edge.features import clip_features
 from audiomnist_edge.model import Model
+from audiomnist_edge.resample import default_engine
 from audiomnist_edge.wav import wav_bytes
 
 from . import clips as clip_sets
-from . import mfcc_compare, model_compare, process_compare
+from . import mfcc_compare, model_compare, process_compare, resample_compare
 from .report import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -51,7 +52,8 @@ BATCHES = [1, 8, 32, 128, 512]
 def main(model_path: str | None, run_dir: str | None, float32_path: str | None, data: str | None,
          n_clips: int, rounds: int, cold_runs: int, quick: bool, out: str) -> None:
     """Benchmark the edge runtime against librosa, python_speech_features, the
-    float32 TFLite model, Keras and TensorFlow processes, in one run on the same clips.
+    float32 TFLite model, Keras and TensorFlow processes, and its two resamplers,
+    in one run on the same clips.
 
     \b
     Examples:
@@ -72,6 +74,14 @@ def main(model_path: str | None, run_dir: str | None, float32_path: str | None, 
     click.echo("MFCC: NumPy vs librosa vs python_speech_features", err=True)
     with click.progressbar(length=rounds, file=err) as bar:
         results["mfcc"] = mfcc_compare.compare(one_second, params, rounds, bar.update)
+
+    if default_engine() == "soxr":
+        click.echo("resampling 48 kHz -> 8 kHz: soxr vs NumPy", err=True)
+        at_48k = resample_compare.at_source_rate(one_second, rate)
+        with click.progressbar(length=rounds, file=err) as bar:
+            results["resample"] = resample_compare.compare(at_48k, rounds, bar.update)
+    else:
+        click.echo("soxr is not installed: no resampling comparison", err=True)
 
     click.echo("device stages (audiomnist-edge bench)", err=True)
     results["stages"] = measure_stages(int8, wav_bytes(one_second[0], rate), stage_repeat, 20)

@@ -1,17 +1,30 @@
-"""Rational-ratio polyphase resampling with a Kaiser-windowed sinc, in NumPy.
+"""Streaming sample-rate conversion: soxr when it is installed, NumPy polyphase otherwise.
 
-One implementation serves files and live streams: ``resample`` is a
-``Resampler`` fed the whole signal at once, so feeding a stream in blocks of
-any size gives the same samples as resampling the file.
+Files and live streams take the same path: ``resample`` is a ``Resampler``
+fed the whole signal at once, and feeding a stream in blocks of any size
+gives the same samples as resampling the file, with either engine.
+
+``soxr`` (libsoxr, "HQ") is about 10x faster and flat to 0.92 of the lower
+Nyquist frequency with no audible aliasing; the NumPy engine (a
+Kaiser-windowed sinc, rational ratio) needs nothing but NumPy and serves
+where soxr has no wheels (32-bit ARM). ``python -m benchmarks.resample_compare``
+measures both.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import math
 
 import numpy as np
 
+log = logging.getLogger(__name__)
+
+ENGINES = ("soxr", "numpy")
+SOXR_QUALITY = "HQ"  # 20-bit: flat passband, stop band below -120 dB
+
+# The NumPy engine's filter
 ZERO_CROSSINGS = 16  # filter half-length, in zero crossings of the narrower band
 KAISER_BETA = 8.6    # about 90 dB stop-band attenuation
 ROLLOFF = 0.94       # cutoff as a fraction of the lower Nyquist frequency
@@ -34,17 +47,10 @@ def _phase_filters(up: int, down: int) -> tuple[np.ndarray, int]:
     return taps, half
 
 
-class Resampler:
-    """Streaming resampler from ``rate_in`` to ``rate_out`` (Hz, integers).
-
-    ``process(block)`` returns every output sample whose filter support is
-    already available; ``flush()`` returns the rest, treating the stream as
-    followed by silence. The output has ceil(len * rate_out / rate_in) samples.
-    """
+class PolyphaseStream:
+    """The NumPy engine: streaming rational-ratio polyphase filter, float64 inside."""
 
     def __init__(self, rate_in: int, rate_out: int) -> None:
-        if rate_in <= 0 or rate_out <= 0:
-            raise ValueError("sample rates must be positive")
         g = math.gcd(int(rate_in), int(rate_out))
         self.up, self.down = int(rate_out) // g, int(rate_in) // g
         self.taps, self.half = _phase_filters(self.up, self.down)
@@ -52,7 +58,6 @@ class Resampler:
         self._buffer = np.zeros(self.half, dtype=np.float64)
         self._offset = -self.half  # input index of self._buffer[0]
         self._n_out = 0            # next output index
-        self._n_in = 0             # input samples received
 
     def _emit(self, last_input: int) -> np.ndarray:
         """Outputs whose taps reach at most input index ``last_input``.
@@ -83,28 +88,104 @@ class Resampler:
         return out
 
     def process(self, block: np.ndarray) -> np.ndarray:
-        """Resample the next block of mono samples; returns float32 samples."""
-        block = np.asarray(block, dtype=np.float64).reshape(-1)
-        if self.up == self.down:
-            return block.astype(np.float32)
-        self._buffer = np.concatenate([self._buffer, block])
-        self._n_in += len(block)
-        return self._emit(self._offset + len(self._buffer) - 1).astype(np.float32)
+        """Outputs for the next block: every sample whose filter support has arrived."""
+        self._buffer = np.concatenate([self._buffer, np.asarray(block, dtype=np.float64)])
+        return self._emit(self._offset + len(self._buffer) - 1)
 
     def flush(self) -> np.ndarray:
-        """The remaining output samples, as if the input continued with silence."""
-        if self.up == self.down:
-            return np.zeros(0, dtype=np.float32)
-        total = -(-self._n_in * self.up // self.down)
+        """All further outputs, as if the input continued with silence."""
         self._buffer = np.concatenate([self._buffer, np.zeros(2 * self.half + 1)])
-        out = self._emit(self._offset + len(self._buffer) - 1)
-        missing = total - (self._n_out - len(out))
-        return out[:max(0, missing)].astype(np.float32)
+        return self._emit(self._offset + len(self._buffer) - 1)
 
 
-def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Resample a whole 1-D signal from rate_in to rate_out Hz; float32 output."""
+class SoxrStream:
+    """The soxr engine: libsoxr's streaming resampler, float32."""
+
+    def __init__(self, rate_in: int, rate_out: int) -> None:
+        import soxr
+
+        self._stream = soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality=SOXR_QUALITY)
+        # enough silence to push out the sample that ceil() counts and round() may not
+        self._tail = np.zeros(-(-int(rate_in) // int(rate_out)) + 1, dtype=np.float32)
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Outputs for the next block (soxr holds back its filter delay)."""
+        return self._stream.resample_chunk(np.asarray(block, dtype=np.float32))
+
+    def flush(self) -> np.ndarray:
+        """All further outputs, as if the input continued with silence."""
+        return np.concatenate([self._stream.resample_chunk(self._tail),
+                               self._stream.resample_chunk(self._tail[:0], last=True)])
+
+
+@functools.lru_cache(maxsize=1)
+def default_engine() -> str:
+    """"soxr" when the soxr package can be imported, else "numpy"."""
+    try:
+        import soxr  # noqa: F401
+    except ImportError:
+        return "numpy"
+    except Exception as exc:  # installed but broken (e.g. built for another NumPy)
+        log.warning("soxr cannot be used (%s); resampling with NumPy", exc)
+        return "numpy"
+    return "soxr"
+
+
+class Resampler:
+    """Streaming resampler from ``rate_in`` to ``rate_out`` (Hz, integers).
+
+    ``process(block)`` returns float32 output samples as soon as their filter
+    support has arrived; ``flush()`` returns the rest, treating the stream as
+    followed by silence. In total there are ceil(n * rate_out / rate_in)
+    output samples for n input samples, whatever the block sizes.
+
+    Args:
+        rate_in: rate of the samples fed in, Hz.
+        rate_out: rate wanted, Hz.
+        engine: "soxr" or "numpy"; None takes soxr when it is installed.
+    """
+
+    def __init__(self, rate_in: int, rate_out: int, engine: str | None = None) -> None:
+        if rate_in <= 0 or rate_out <= 0:
+            raise ValueError("sample rates must be positive")
+        self.engine = engine or default_engine()
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown resampling engine {engine!r} (choose from {', '.join(ENGINES)})")
+        self.rate_in, self.rate_out = int(rate_in), int(rate_out)
+        self._stream: PolyphaseStream | SoxrStream | None = None
+        if self.rate_in != self.rate_out:
+            stream_class = SoxrStream if self.engine == "soxr" else PolyphaseStream
+            self._stream = stream_class(self.rate_in, self.rate_out)
+        self._n_in = 0   # input samples received
+        self._n_out = 0  # output samples returned
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Resample the next block of mono samples, shape (n,); float32 output."""
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        self._n_in += len(block)
+        out = block if self._stream is None else self._stream.process(block)
+        return self._count(out)
+
+    def flush(self) -> np.ndarray:
+        """The remaining output samples (the stream is over; do not feed it again)."""
+        if self._stream is None:
+            return np.zeros(0, dtype=np.float32)
+        total = -(-self._n_in * self.rate_out // self.rate_in)
+        out = self._stream.flush()[:max(0, total - self._n_out)]
+        out = np.concatenate([out, np.zeros(max(0, total - self._n_out - len(out)))])
+        return self._count(out)
+
+    def _count(self, out: np.ndarray) -> np.ndarray:
+        self._n_out += len(out)
+        return out.astype(np.float32, copy=False)
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int, engine: str | None = None) -> np.ndarray:
+    """Resample a whole mono signal, shape (n,), from rate_in to rate_out Hz; float32 output.
+
+    Exactly what a ``Resampler`` gives when fed the signal in blocks of any size.
+    """
     if rate_in == rate_out:
         return np.asarray(samples, dtype=np.float32)
-    resampler = Resampler(rate_in, rate_out)
+    resampler = Resampler(rate_in, rate_out, engine)
     return np.concatenate([resampler.process(samples), resampler.flush()])
