@@ -16,7 +16,8 @@ import pytest
 import tiny_models
 from audiomnist_edge import interpreter
 from audiomnist_edge.artifact import parse_artifact
-from audiomnist_edge.interpreter import BACKENDS, BackendError, create_interpreter, quiet_native_stderr
+from audiomnist_edge.interpreter import (BACKENDS, BackendError, create_interpreter, install_hint,
+                                         quiet_native_stderr)
 from audiomnist_edge.model import Model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,6 +80,19 @@ def test_no_working_backend_is_one_clear_error(monkeypatch, content) -> None:
         create_interpreter(content)
     message = str(caught.value)
     assert "fake: cannot run" in message and "absent: not installed" in message and "\n" not in message
+    assert message.endswith(install_hint())
+
+
+@pytest.mark.parametrize("system,machine,python,expected", [
+    ("Linux", "aarch64", (3, 13), "pip install ai-edge-litert"),
+    ("Windows", "AMD64", (3, 14), "pip install ai-edge-litert"),
+    ("Linux", "armv7l", (3, 11), "pip install tflite-runtime==2.14.0 'numpy<2'"),
+    ("Linux", "armv7l", (3, 13), "for Python 3.10-3.11 (this is 3.13)"),
+    ("Darwin", "x86_64", (3, 12), "ai-edge-litert has no wheels for Darwin x86_64"),
+])
+def test_install_hint_names_what_works_on_each_platform(system, machine, python, expected) -> None:
+    hint = install_hint(system, machine, python)
+    assert expected in hint and "\n" not in hint
 
 
 def test_unknown_backend_name(content) -> None:
