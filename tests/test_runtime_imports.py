@@ -45,6 +45,21 @@ def test_runtime_modules_import_and_compute_without_heavy_libraries(fsdd_test_cl
     assert "heavy: []" in result.stdout
 
 
+def test_runtime_resamples_without_soxr(fsdd_test_clips) -> None:
+    """Where soxr has no wheels (32-bit ARM) the NumPy engine serves, same output length."""
+    result = run_blocked(f"""
+        import sys
+        sys.modules['soxr'] = None
+        from audiomnist_edge import resample, wav
+        samples, rate = wav.read_wav({str(fsdd_test_clips[0])!r})
+        stream = resample.Resampler(rate, 48000)
+        y = resample.resample(samples, rate, 48000)
+        print(stream.engine, len(y) == -(-len(samples) * 48000 // rate))
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["numpy", "True"]
+
+
 def test_cli_features_runs_without_heavy_libraries(fsdd_test_clips) -> None:
     result = run_blocked(f"""
         import sys
