@@ -14,7 +14,8 @@
 # gives wrong int8 results). Emulated timings mean nothing; the digits must equal this machine's.
 #
 # Needs root, qemu-user-static, binfmt-support, mmdebstrap. Environment: FILES (default 120),
-# PYTHON (host Python with pip, default .venv/bin/python), AUDIOMNIST_EDGE_FSDD, AUDIOMNIST_EDGE_ARM_CACHE.
+# PYTHON (host Python with pip, default .venv/bin/python), AUDIOMNIST_EDGE_FSDD, AUDIOMNIST_EDGE_ARM_CACHE,
+# DEBIAN_MIRROR (default http://deb.debian.org/debian).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -39,6 +40,7 @@ fi
 command -v update-binfmts >/dev/null && update-binfmts --enable >/dev/null 2>&1 || true
 
 WORK=$(mktemp -d /tmp/audiomnist-arm.XXXXXX)
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 MOUNTS=()
 unmount_all() {  # newest first (/proc/cpuinfo before /proc)
     local i
@@ -76,8 +78,10 @@ root_for() {  # SUITE ARCH -> prints the root's path, building it once
         say "building the $suite $arch root in $root (about 2 minutes, once)"
         mkdir -p "$CACHE"
         rm -rf "$root.tmp"
+        # the main archive only: a test root needs no security updates, and one mirror is one
+        # thing that can be mid-sync
         mmdebstrap --quiet --variant=minbase --architectures="$arch" --include="$packages" \
-            "$suite" "$root.tmp" >&2 || die "mmdebstrap $suite $arch failed"
+            "$suite" "$root.tmp" "deb $MIRROR $suite main" >&2 || die "mmdebstrap $suite $arch failed"
         mv "$root.tmp" "$root"
     fi
     echo "$root"
