@@ -14,7 +14,9 @@ SPLIT = click.Choice(["random", "speaker", "official"])
 
 def _setup():
     require_extra("train", "tensorflow", "keras", "matplotlib")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .fit import _quiet_tf
+
+    _quiet_tf()
 
 
 def _echo(message: str) -> None:

@@ -28,8 +28,6 @@ from .augment import AugmentParams
 from .cache import extract
 from .datasets import LABELS, Dataset, Split, load_many, make_split, problem_summary, stratified_random
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 # The seed project's features: whole clip, no trimming, no per-clip normalisation.
 SEED_FEATURES = dict(trim_db=None, cmvn=False)
 
@@ -79,12 +77,32 @@ class Arrays:
 
 
 def _quiet_tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import logging
+    """TensorFlow, imported without its start-up log lines unless logging is at DEBUG (--debug).
 
+    TensorFlow 2.21 writes absl/oneDNN lines to file descriptor 2 while it is
+    imported, whatever TF_CPP_MIN_LOG_LEVEL says; they are discarded for the
+    import only, so later warnings and errors still reach the terminal.
+    """
+    import logging
+    import sys
+
+    debug = logging.getLogger().isEnabledFor(logging.DEBUG)
+    if not debug:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules and not debug:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
     import tensorflow as tf
 
-    tf.get_logger().setLevel(logging.ERROR)
+    tf.get_logger().setLevel(logging.DEBUG if debug else logging.ERROR)
     return tf
 
 
