@@ -245,3 +245,26 @@ def test_evaluate_conditions_cli(fsdd, tmp_path):
     result = json.loads(ok.stdout)
     assert result["n"] == 50 and list(result["accuracy"]) == list(CONDITIONS)
     assert result["accuracy"]["clean"] >= 0.9
+
+
+def test_pocketsphinx_baseline_on_the_same_audio(hd_en, monkeypatch):
+    """The benchmark's PocketSphinx recogniser hears studio digits; compare() scores both."""
+    pytest.importorskip("pocketsphinx")
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    from benchmarks.pocketsphinx_compare import PocketSphinxDigits, compare, markdown
+
+    clips = [(p, int(p.stem[0])) for p in sorted((hd_en / "recordings").glob("*_hd02_3.wav"))]
+    sphinx = PocketSphinxDigits()
+    assert sum(sphinx(*_read(p)) == d for p, d in clips) >= 8  # 10 clean studio digits
+    assert sphinx(np.zeros(8000, np.float32), 8000) in (None, *range(10))
+    always_seven = {"seven": lambda x, r: 7, "sphinx": sphinx}
+    result = compare(always_seven, clips[:4], conditions=["clean", "white-5dB"], progress=False)
+    assert result["accuracy"]["seven"] == {"clean": 0.0, "white-5dB": 0.0}  # digits 0-3
+    assert result["accuracy"]["sphinx"]["clean"] >= 0.75
+    assert result["n"] == 4 and set(result["ms_per_clip"]) == {"seven", "sphinx"}
+    with_ours = {"ours": always_seven["seven"], "pocketsphinx": lambda x, r: None}
+    result = compare(with_ours, clips[7:8], conditions=["clean"], progress=False)
+    page = markdown({"pocketsphinx": "pocketsphinx x", "generated": "now", "command": "cmd",
+                     "machine": "m", "model": "m.tflite", "seed": 0,
+                     "sets": [{"label": "hd-en", "description": "d", "result": result}]})
+    assert "| clean | **100.0%** | 0.0% |" in page
