@@ -93,9 +93,15 @@ def train(data, arch, split_name, fold, out, epochs, batch_size, learning_rate, 
 @click.option("--folds", "all_folds", is_flag=True,
               help="Train and score every speaker-independent fold with the run's recipe.")
 @click.option("--only", type=str, default=None, help="With --folds: comma-separated fold numbers.")
+@click.option("--conditions", "capture_conditions", is_flag=True,
+              help="Score the run's int8 model (device runtime) on its held-out clips under "
+                   "every capture condition (noise, rooms, hum, telephone, ...).")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With --conditions: the .tflite to score (default RUN/model-int8.tflite).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
-def evaluate(run_or_model, data, split_name, fold, all_folds, only, as_json, cache_dir):
+def evaluate(run_or_model, data, split_name, fold, all_folds, only, capture_conditions, model_path,
+             as_json, cache_dir):
     """Re-score a run (or a .keras model) on a split of a corpus.
 
     \b
@@ -106,13 +112,24 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, as_json, cac
     standard deviation and the worst fold. The result is written to
     RUN/folds.json after every fold, the fold models to RUN/folds/.
     \b
+    With --conditions, score the int8 model through the device runtime on the
+    run's held-out clips under each capture condition (seeded, deterministic).
+    \b
     Examples:
       audiomnist-edge evaluate runs/cnn-official-X --json
       audiomnist-edge evaluate runs/cnn-official-X --data ../shared/datasets/fsdd --folds
+      audiomnist-edge evaluate runs/cnn-official-X --conditions
     """
     _setup()
     from .evaluate import evaluate as score
     from .evaluate import folds
+
+    if capture_conditions:
+        from .conditions import format_table, run_table
+
+        result = run_table(run_or_model, model_path, data or None, progress=not as_json)
+        click.echo(json.dumps(result, indent=1) if as_json else format_table(result))
+        return
 
     if all_folds:
         from pathlib import Path
