@@ -2,7 +2,7 @@
 # Run the runtime as a Raspberry Pi does, under QEMU user-mode emulation, and require the same
 # digits as on this machine.
 #
-#   sudo deploy/arm/check.sh                         # bookworm-arm64 trixie-arm64 bookworm-armhf
+#   sudo deploy/arm/check.sh                         # bookworm and trixie, arm64 and armhf
 #   sudo deploy/arm/check.sh bookworm-arm64          # one target: SUITE-ARCH
 #
 # For each target: a Debian root for the ARM architecture (mmdebstrap, cached under
@@ -15,7 +15,8 @@
 #
 # Needs root, qemu-user-static, binfmt-support, mmdebstrap. Environment: FILES (default 120),
 # PYTHON (host Python with pip, default .venv/bin/python), AUDIOMNIST_EDGE_FSDD, AUDIOMNIST_EDGE_ARM_CACHE,
-# DEBIAN_MIRROR (default http://deb.debian.org/debian).
+# DEBIAN_MIRROR (default http://deb.debian.org/debian), ARM64_CPU / ARMHF_CPU (QEMU CPU models).
+# trixie-armhf (Python 3.13) has no interpreter: there the check is that predict refuses in one line.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -25,7 +26,7 @@ FILES=${FILES:-120}
 FSDD=${AUDIOMNIST_EDGE_FSDD:-$REPO/../shared/datasets/fsdd}
 CACHE=${AUDIOMNIST_EDGE_ARM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/audiomnist-edge/arm}
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(bookworm-arm64 trixie-arm64 bookworm-armhf)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(bookworm-arm64 trixie-arm64 bookworm-armhf trixie-armhf)
 
 die() { echo "error: $*" >&2; exit 1; }
 say() { echo "[arm] $*" >&2; }
@@ -108,8 +109,8 @@ inside() {  # ROOT QEMU_CPU PYTHONPATH COMMAND... : run in the root with a clean
 check() {
     local target=$1 suite=${1%-*} arch=${1##*-} root cpu machine pyver glibc site="" python
     case $arch in
-        arm64) cpu=cortex-a72; machine=aarch64 ;;
-        armhf) cpu=cortex-a7; machine=armv7l ;;
+        arm64) cpu=${ARM64_CPU:-cortex-a72}; machine=aarch64 ;;  # Pi 4 (cortex-a76: Pi 5)
+        armhf) cpu=${ARMHF_CPU:-cortex-a7}; machine=armv7l ;;    # Pi 2
         *) die "unknown architecture in $target (arm64 or armhf)" ;;
     esac
     root=$(root_for "$suite" "$arch")
