@@ -105,8 +105,12 @@ class SoxrStream:
         import soxr
 
         self._stream = soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality=SOXR_QUALITY)
-        # enough silence to push out the sample that ceil() counts and round() may not
-        self._tail = np.zeros(-(-int(rate_in) // int(rate_out)) + 1, dtype=np.float32)
+        self._tail = np.zeros(self.tail_length(rate_in, rate_out), dtype=np.float32)
+
+    @staticmethod
+    def tail_length(rate_in: int, rate_out: int) -> int:
+        """Input samples of silence that push out the last sample ceil() counts (soxr rounds)."""
+        return -(-int(rate_in) // int(rate_out)) + 1
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Outputs for the next block (soxr holds back its filter delay)."""
@@ -181,9 +185,18 @@ class Resampler:
 def resample(samples: np.ndarray, rate_in: int, rate_out: int, engine: str | None = None) -> np.ndarray:
     """Resample a whole mono signal, shape (n,), from rate_in to rate_out Hz; float32 output.
 
-    Exactly what a ``Resampler`` gives when fed the signal in blocks of any size.
+    Exactly what a ``Resampler`` gives when fed the signal in blocks of any size
+    (with soxr in one call, which skips the stream's set-up: libsoxr's one-shot
+    and streaming outputs are the same samples).
     """
+    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
     if rate_in == rate_out:
-        return np.asarray(samples, dtype=np.float32)
+        return samples
+    if (engine or default_engine()) == "soxr":
+        import soxr
+
+        total = -(-len(samples) * int(rate_out) // int(rate_in))
+        padded = np.concatenate([samples, np.zeros(SoxrStream.tail_length(rate_in, rate_out), np.float32)])
+        return soxr.resample(padded, rate_in, rate_out, SOXR_QUALITY)[:total]
     resampler = Resampler(rate_in, rate_out, engine)
     return np.concatenate([resampler.process(samples), resampler.flush()])
