@@ -12,6 +12,7 @@
 # recordings and `bench` inside the root (chroot, env -i, /proc and /sys mounted, a Raspberry Pi's
 # /proc/cpuinfo bound over the emulated one, QEMU_CPU pinned: qemu's default "max" CPU has SVE and
 # gives wrong int8 results). Emulated timings mean nothing; the digits must equal this machine's.
+# predict --json must also write nothing to stderr but its summary line (no interpreter chatter).
 #
 # Needs root, qemu-user-static, binfmt-support, mmdebstrap. Environment: FILES (default 120),
 # PYTHON (host Python with pip, default .venv/bin/python), AUDIOMNIST_EDGE_FSDD, AUDIOMNIST_EDGE_ARM_CACHE,
@@ -58,7 +59,7 @@ trap cleanup EXIT
 say "building the wheel"
 "$PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$WORK/dist" "$REPO" >/dev/null
 WHEEL=$(ls "$WORK"/dist/audiomnist_edge-*.whl)
-# every 25th recording: spread over all digits, speakers and takes
+# FILES recordings evenly spaced in name order (every 25th of 3,000): all digits, speakers, takes
 mapfile -t NAMES < <(ls "$FSDD/recordings" | grep '\.wav$' | sort | awk -v n="$FILES" -v total="$(ls "$FSDD/recordings" | grep -c '\.wav$')" \
     'BEGIN { step = int(total / n); if (step < 1) step = 1 } (NR - 1) % step == 0 && c < n { print; c++ }')
 [ ${#NAMES[@]} -ge 100 ] || say "only ${#NAMES[@]} files (FILES=$FILES)"
@@ -76,7 +77,7 @@ root_for() {  # SUITE ARCH -> prints the root's path, building it once
     local suite=$1 arch=$2 root=$CACHE/$1-$2 packages=python3
     [ "$arch" = armhf ] && packages=python3,python3-venv,python3-pip,python3-numpy,python3-cffi
     if [ ! -x "$root/usr/bin/python3" ]; then
-        say "building the $suite $arch root in $root (about 2 minutes, once)"
+        say "building the $suite $arch root in $root (a few minutes, once)"
         mkdir -p "$CACHE"
         rm -rf "$root.tmp"
         # the main archive only: a test root needs no security updates, and one mirror is one
@@ -177,6 +178,10 @@ check() {
         cat "$WORK/$target/predict.err" >&2
         diff "$WORK/x86_64.txt" "$WORK/$target/digits.txt" >&2 || true
         die "$target: predict exited $status or its digits differ from x86_64 (above)"
+    fi
+    if [ "$(wc -l < "$WORK/$target/predict.err")" != 1 ] || ! grep -q "^${#NAMES[@]} files, 0 failed" "$WORK/$target/predict.err"; then
+        cat "$WORK/$target/predict.err" >&2
+        die "$target: predict --json wrote more than its summary line to stderr (above)"
     fi
     local backend
     backend=$(inside "$root" "$cpu" "$site" "$python" -m audiomnist_edge info 2>&1 | sed -n "s/^backend  *//p" | head -1)
