@@ -14,7 +14,7 @@
 # gives wrong int8 results). Emulated timings mean nothing; the digits must equal this machine's.
 # predict --json must also write nothing to stderr but its summary line (no interpreter chatter).
 #
-# Needs root, qemu-user-static, binfmt-support, mmdebstrap. Environment: FILES (default 120),
+# Needs root, qemu-user-static, binfmt-support, mmdebstrap, arch-test. Environment: FILES (default 120),
 # PYTHON (host Python with pip, default .venv/bin/python), AUDIOMNIST_EDGE_FSDD, AUDIOMNIST_EDGE_ARM_CACHE,
 # DEBIAN_MIRROR (default http://deb.debian.org/debian), ARM64_CPU / ARMHF_CPU (QEMU CPU models).
 # trixie-armhf (Python 3.13) has no interpreter: there the check is that predict refuses in one line.
