@@ -343,13 +343,19 @@ def rir_bank(rate: int, rt60: tuple[float, float] = (0.1, 0.8), count: int = 200
 
 
 @functools.lru_cache(maxsize=8)
+def load_rir_bank(path: str) -> RirBank:
+    """A cached impulse-response bank .npz (``rir_bank_path``), loaded once per process."""
+    with np.load(path, allow_pickle=False) as data:
+        return RirBank(int(data["rate"]), data["rirs"], data["lengths"], data["rt60"],
+                       data["measured_rt60"])
+
+
+@functools.lru_cache(maxsize=8)
 def _load_or_build(path: str, rate: int, rt60: tuple[float, float], count: int, seed: int) -> RirBank:
     target = Path(path)
     if target.is_file():
         try:
-            with np.load(target, allow_pickle=False) as data:
-                return RirBank(int(data["rate"]), data["rirs"], data["lengths"], data["rt60"],
-                               data["measured_rt60"])
+            return load_rir_bank(path)
         except (OSError, ValueError, KeyError):
             pass
     bank = build_rir_bank(rate, rt60, count, seed)
@@ -507,7 +513,8 @@ def make_noise(kind: str, n: int, rate: int, rng: np.random.Generator, params: C
 
 def random_capture(samples: np.ndarray, rate: int, rng: np.random.Generator,
                    params: CaptureParams | None = None,
-                   babble: Sequence[np.ndarray] | None = None) -> np.ndarray:
+                   babble: Sequence[np.ndarray] | None = None,
+                   rooms: RirBank | None = None) -> np.ndarray:
     """One random capture of a clean word, drawn from ``params``.
 
     Args:
@@ -517,6 +524,8 @@ def random_capture(samples: np.ndarray, rate: int, rng: np.random.Generator,
         params: probabilities and ranges (default ``CaptureParams()``).
         babble: source clips at ``rate`` for babble noise (other speakers of the
             same side of the split); without them babble is never drawn.
+        rooms: the impulse-response bank (default: ``rir_bank`` for ``params``
+            in the default cache).
 
     Returns:
         float32 samples in [-1, 1], shape (m,) with m >= n (padding, room tail).
@@ -525,7 +534,7 @@ def random_capture(samples: np.ndarray, rate: int, rng: np.random.Generator,
     x = np.nan_to_num(np.asarray(samples, dtype=np.float32))
     reference = speech_power(x, rate)
     if rng.random() < p.reverb:
-        bank = rir_bank(rate, p.rt60, p.rir_count, p.rir_seed)
+        bank = rooms or rir_bank(rate, p.rt60, p.rir_count, p.rir_seed)
         x = reverberate(x, bank.get(int(rng.integers(len(bank)))))
     padded = rng.random() < p.pad
     if padded:

@@ -40,6 +40,10 @@ def _echo(message: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--augment", "copies", type=int, default=4, show_default=True,
               help="Augmented copies per training clip (speed, gain, shift, noise, mel warp); 0 = off.")
+@click.option("--capture", type=float, default=0.0, show_default=True,
+              help="Probability per augmented copy of the capture chain (rooms, padding and noise "
+                   "floor, noise at 0-30 dB SNR, gain -30..+6 dB, mic colour, clipping) in place of "
+                   "plain gain/shift/noise.")
 @click.option("--synth", type=click.Path(exists=True, file_okay=False), multiple=True,
               help="Folder of synthetic clips (python -m audiomnist_edge.train.synth) added to training; "
                    "repeatable.")
@@ -55,7 +59,7 @@ def _echo(message: str) -> None:
 @click.option("--limit-speakers", type=int, default=None, hidden=True)
 @click.option("-v", "--verbose", is_flag=True, help="Print Keras progress per epoch.")
 def train(data, arch, split_name, fold, out, epochs, batch_size, learning_rate, seed, copies,
-          synth, synth_copies, features, patience, width, label_smoothing, cache_dir,
+          capture, synth, synth_copies, features, patience, width, label_smoothing, cache_dir,
           limit_speakers, verbose):
     """Train a model on a corpus and write a run folder.
 
@@ -75,7 +79,7 @@ def train(data, arch, split_name, fold, out, epochs, batch_size, learning_rate, 
 
     recipe = Recipe(arch=arch, epochs=epochs,
                     batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                    patience=patience, augment=AugmentParams(copies=copies),
+                    patience=patience, augment=AugmentParams(copies=copies, capture=capture),
                     label_smoothing=label_smoothing,
                     model_kwargs={"width": width} if width and arch != "ann" else {},
                     synth=[os.path.abspath(p) for p in synth] or None, synth_copies=synth_copies)

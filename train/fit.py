@@ -120,6 +120,22 @@ def split_indices(ds: Dataset, split: Split, ok: np.ndarray, recipe: Recipe):
     return train, val, test
 
 
+def with_capture_sources(aug: AugmentParams, babble_paths: list, rate: int,
+                         cache_dir=None) -> AugmentParams:
+    """``aug`` with its babble bank built from ``babble_paths`` and the room bank ready.
+
+    Babble comes from synthetic speakers when there are any (never a test
+    speaker, and the same for every fold, so augmented features are cached
+    once), else from the split's training clips.
+    """
+    from .augment import prepare_capture
+    from .capture import build_babble_bank
+
+    aug = prepare_capture(aug, rate, cache_dir)
+    bank = build_babble_bank(babble_paths, rate, cache_dir=cache_dir)
+    return dataclasses.replace(aug, babble_bank=str(bank))
+
+
 def prepare(ds: Dataset, split: Split, params: FeatureParams, recipe: Recipe,
             synth: Dataset | None = None, cache_dir=None, progress: bool = True,
             augment: bool = True) -> Arrays:
@@ -130,6 +146,10 @@ def prepare(ds: Dataset, split: Split, params: FeatureParams, recipe: Recipe,
     train, val, test = split_indices(ds, split, ok, recipe)
     parts_x, parts_y = [x[train]], [y[train]]
     aug = recipe.augment
+    if augment and aug.capture > 0 and (aug.copies > 0 or synth is not None):
+        aug = with_capture_sources(aug, [c.path for c in synth.clips] if synth is not None
+                                   else [ds.clips[i].path for i in train],
+                                   params.sample_rate, cache_dir)
     if augment and aug.copies > 0:
         xa, _, _ = extract(ds.clips, params, aug, seed=recipe.seed, cache_dir=cache_dir,
                            progress=progress, label=f"{ds.layout} augmented x{aug.copies}")
