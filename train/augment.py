@@ -51,10 +51,9 @@ class AugmentParams:
 
     def capture_params(self) -> CaptureParams:
         """The capture chain's settings: these ranges, CaptureParams defaults for the rest."""
-        return CaptureParams(reverb=self.capture_reverb, rt60=tuple(self.capture_rt60),
-                             rir_count=self.capture_rirs,
-                             snr_db=tuple(self.capture_snr_db), gain_db=tuple(self.capture_gain_db),
-                             floor_dbfs=tuple(self.capture_floor_dbfs))
+        return CaptureParams(reverb=self.capture_reverb, rt60=self.capture_rt60,
+                             rir_count=self.capture_rirs, snr_db=self.capture_snr_db,
+                             gain_db=self.capture_gain_db, floor_dbfs=self.capture_floor_dbfs)
 
 
 def prepare_capture(aug: AugmentParams, rate: int, cache_dir=None) -> None:

@@ -26,6 +26,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -89,8 +90,9 @@ class CaptureParams:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> CaptureParams:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    def from_dict(cls, data: dict[str, Any]) -> CaptureParams:
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**fields)
 
 
 # ---------------------------------------------------------------- levels
@@ -338,8 +340,9 @@ def rir_bank(rate: int, rt60: tuple[float, float] = (0.1, 0.8), count: int = 200
     Cached as .npz under ``cache_root()/rir``; within a process the loaded
     bank is reused. Build it in the parent before starting workers.
     """
-    path = rir_bank_path(rate, tuple(rt60), count, seed, cache_dir)
-    return _load_or_build(str(path), rate, (float(rt60[0]), float(rt60[1])), count, seed)
+    span = (float(rt60[0]), float(rt60[1]))
+    path = rir_bank_path(rate, span, count, seed, cache_dir)
+    return _load_or_build(str(path), rate, span, count, seed)
 
 
 @functools.lru_cache(maxsize=8)
@@ -522,7 +525,7 @@ def random_capture(samples: np.ndarray, rate: int, rng: np.random.Generator,
         float32 samples in [-1, 1], shape (m,) with m >= n (padding, room tail).
     """
     p = params or CaptureParams()
-    x = np.nan_to_num(np.asarray(samples, dtype=np.float32))
+    x: np.ndarray = np.nan_to_num(np.asarray(samples, dtype=np.float32))
     reference = speech_power(x, rate)
     if rng.random() < p.reverb:
         bank = rir_bank(rate, p.rt60, p.rir_count, p.rir_seed)

@@ -119,13 +119,14 @@ def _babble_sources(loaded: list[_Loaded], index: int, seed: int,
     me = loaded[index]
     others = [j for j, c in enumerate(loaded) if j != index and c.speaker != me.speaker]
     others = others or [j for j in range(len(loaded)) if j != index]
+    if not others:
+        return []
     rng = np.random.default_rng([seed, zlib.crc32(b"babble"), index])
-    chosen = rng.choice(others, size=min(BABBLE_SOURCES, len(others)), replace=False) if others else []
     out = []
-    for j in chosen:
+    for j in rng.choice(others, size=min(BABBLE_SOURCES, len(others)), replace=False):
         key = (int(j), me.rate)
         if key not in cache:
-            c = loaded[j]
+            c = loaded[int(j)]
             cache[key] = resample(c.samples, c.rate, me.rate) if c.rate != me.rate else c.samples
         out.append(cache[key])
     return out
