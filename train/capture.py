@@ -59,6 +59,9 @@ class CaptureParams:
     """Silence before and (drawn separately) after the word, seconds."""
     floor_dbfs: tuple[float, float] = (-70.0, -35.0)
     """RMS of the white noise floor under padded clips, dB re full scale."""
+    floor_snr_db: float | None = 5.0
+    """Keep the floor at least this far below the speech's active level after gain,
+    so a quiet word never drowns (the label stays true); None: no limit."""
     noise: float = 0.7
     """Probability of ambient noise at an SNR."""
     noise_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 0.5)
@@ -539,10 +542,14 @@ def random_capture(samples: np.ndarray, rate: int, rng: np.random.Generator,
         if kind is not None:
             noise = make_noise(kind, len(x), rate, rng, p, babble)
             x = x + scale_to_snr(noise, reference, rng.uniform(*p.snr_db))
-    x = gain(x, rng.uniform(*p.gain_db))
+    gain_db = rng.uniform(*p.gain_db)
+    x = gain(x, gain_db)
     if padded:
         floor = coloured_noise("white", len(x), rate, rng)
-        x = x + floor * np.float32(10.0 ** (rng.uniform(*p.floor_dbfs) / 20.0))
+        floor_db = rng.uniform(*p.floor_dbfs)
+        if p.floor_snr_db is not None and reference > 0:
+            floor_db = min(floor_db, db(reference) + gain_db - p.floor_snr_db)
+        x = x + floor * np.float32(10.0 ** (floor_db / 20.0))
     if rng.random() < p.lowcut:
         x = lowcut(x, rate, rng.uniform(*p.lowcut_hz))
     if rng.random() < p.highcut:

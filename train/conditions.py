@@ -30,9 +30,9 @@ EVAL_RIR_SEED = 10_000  # rooms never used by the training bank (seed 0)
 BABBLE_SOURCES = 24     # other held-out clips a clip's babble is drawn from
 
 MICROPHONE = CaptureParams(
-    reverb=0.0, pad=1.0, pad_seconds=(0.5, 1.0), floor_dbfs=(-50.0, -50.0), noise=0.0,
+    reverb=0.0, pad=1.0, pad_seconds=(0.5, 1.0), floor_dbfs=(-50.0, -50.0), floor_snr_db=None, noise=0.0,
     gain_db=(0.0, 0.0), lowcut=0.0, highcut=0.0, telephone=0.0, mulaw=0.0, dc=0.0, clipping=0.0)
-"""Padding 0.5-1.0 s each side with a -50 dBFS white floor; nothing else."""
+"""Padding 0.5-1.0 s each side with a -50 dBFS white floor (whatever the speech's level); nothing else."""
 
 
 def _noise(kind: str, snr_db: float, **extra) -> CaptureParams:
