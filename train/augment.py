@@ -44,6 +44,8 @@ class AugmentParams:
     capture_snr_db: tuple[float, float] = (0.0, 30.0)
     capture_gain_db: tuple[float, float] = (-30.0, 6.0)
     capture_floor_dbfs: tuple[float, float] = (-70.0, -35.0)
+    capture_floor_snr_db: float | None = 5.0
+    """The floor stays this far below the speech after gain (None: no limit)."""
     babble_bank: str = ""
     """A babble bank .npz (capture.build_babble_bank on the training clips); "" = no babble."""
     room_bank: str = ""
@@ -54,10 +56,10 @@ class AugmentParams:
 
     def capture_params(self) -> CaptureParams:
         """The capture chain's settings: these ranges, CaptureParams defaults for the rest."""
-        return CaptureParams(reverb=self.capture_reverb, rt60=tuple(self.capture_rt60),
-                             rir_count=self.capture_rirs,
-                             snr_db=tuple(self.capture_snr_db), gain_db=tuple(self.capture_gain_db),
-                             floor_dbfs=tuple(self.capture_floor_dbfs))
+        return CaptureParams(reverb=self.capture_reverb, rt60=self.capture_rt60,
+                             rir_count=self.capture_rirs, snr_db=self.capture_snr_db,
+                             gain_db=self.capture_gain_db, floor_dbfs=self.capture_floor_dbfs,
+                             floor_snr_db=self.capture_floor_snr_db)
 
 
 def prepare_capture(aug: AugmentParams, rate: int, cache_dir=None) -> AugmentParams:

@@ -172,18 +172,23 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, capture_cond
 
 
 @click.command()
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--data", required=True, multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Corpus folder; repeat to compare several corpora on one page.")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
 def eda(data, out, cache_dir):
-    """Exploratory plots of a corpus: waveforms, MFCCs, class balance, durations.
+    """Exploratory plots of one or several corpora and a page comparing them.
 
     \b
-    Example:
+    Per-speaker levels (peak and active speech dBFS) and durations, the
+    model's normalised MFCC input per digit and corpus, class balance.
+    \b
+    Examples:
       audiomnist-edge eda --data ../shared/datasets/fsdd --out eda/
+      audiomnist-edge eda --data ../shared/datasets/fsdd --data ../shared/datasets/hd-en --out eda/
     """
     require_extra("train", "matplotlib")
     from .eda import run_eda
 
-    page = run_eda(data, out, cache_dir=cache_dir, echo=_echo)
+    page = run_eda(list(data), out, cache_dir=cache_dir, echo=_echo)
     click.echo(str(page))

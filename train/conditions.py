@@ -30,9 +30,9 @@ EVAL_RIR_SEED = 10_000  # rooms never used by the training bank (seed 0)
 BABBLE_SOURCES = 24     # other held-out clips a clip's babble is drawn from
 
 MICROPHONE = CaptureParams(
-    reverb=0.0, pad=1.0, pad_seconds=(0.5, 1.0), floor_dbfs=(-50.0, -50.0), noise=0.0,
+    reverb=0.0, pad=1.0, pad_seconds=(0.5, 1.0), floor_dbfs=(-50.0, -50.0), floor_snr_db=None, noise=0.0,
     gain_db=(0.0, 0.0), lowcut=0.0, highcut=0.0, telephone=0.0, mulaw=0.0, dc=0.0, clipping=0.0)
-"""Padding 0.5-1.0 s each side with a -50 dBFS white floor; nothing else."""
+"""Padding 0.5-1.0 s each side with a -50 dBFS white floor (whatever the speech's level); nothing else."""
 
 
 def _noise(kind: str, snr_db: float, **extra) -> CaptureParams:
@@ -119,13 +119,14 @@ def _babble_sources(loaded: list[_Loaded], index: int, seed: int,
     me = loaded[index]
     others = [j for j, c in enumerate(loaded) if j != index and c.speaker != me.speaker]
     others = others or [j for j in range(len(loaded)) if j != index]
+    if not others:
+        return []
     rng = np.random.default_rng([seed, zlib.crc32(b"babble"), index])
-    chosen = rng.choice(others, size=min(BABBLE_SOURCES, len(others)), replace=False) if others else []
     out = []
-    for j in chosen:
+    for j in rng.choice(others, size=min(BABBLE_SOURCES, len(others)), replace=False):
         key = (int(j), me.rate)
         if key not in cache:
-            c = loaded[j]
+            c = loaded[int(j)]
             cache[key] = resample(c.samples, c.rate, me.rate) if c.rate != me.rate else c.samples
         out.append(cache[key])
     return out
