@@ -77,8 +77,9 @@ def info(model_path: str | None, backend: str | None, as_json: bool) -> None:
     """Describe a model file and the interpreter that runs it.
 
     Loading checks the file (TFLite format, metadata schema, checksum, a
-    feature configuration this runtime can compute), so `info` is also the
-    quickest way to see whether a model is usable here.
+    feature configuration this runtime can compute) and decides on a probe
+    signal (the check `flash` runs), so `info` is also the quickest way to see
+    whether a model is usable here.
 
     \b
     Examples:
@@ -86,5 +87,7 @@ def info(model_path: str | None, backend: str | None, as_json: bool) -> None:
       audiomnist-edge info --model runs/cnn-official/model-int8.tflite
       audiomnist-edge info --json | jq .metadata.verification
     """
-    details = model_info(Model.load(model_path, backend=backend))
+    model = Model.load(model_path, backend=backend)
+    model.self_check()
+    details = model_info(model)
     click.echo(json.dumps(details) if as_json else "\n".join(info_lines(details)))
