@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -51,15 +52,16 @@ def _buffer(data: np.ndarray | None = None) -> object:
 
 @functools.lru_cache(maxsize=None)
 def model_bytes(seed: int = 0, padding: int = 0, favour: int | None = None,
-                metadata: tuple[tuple[str, object], ...] = ()) -> bytes:
+                metadata: str = "{}", nan: bool = False) -> bytes:
     """A sealed, loadable model artifact; same arguments give the same bytes.
 
-    ``metadata`` holds (key, value) pairs that replace or add metadata fields.
+    ``metadata`` is a JSON object whose fields replace or add metadata fields; ``nan``
+    gives NaN weights: a model that loads but never gives a probability.
     """
     params = FeatureParams()
     n_in, n_out = int(np.prod(params.input_shape)), 10
     rng = np.random.default_rng(seed)
-    weights = rng.normal(0, 0.05, (n_out, n_in)).astype(np.float32)
+    weights = rng.normal(0, 0.05, (n_out, n_in)).astype(np.float32) * (np.nan if nan else 1)
     codes = []
     for builtin in (schema.BuiltinOperator.RESHAPE, schema.BuiltinOperator.FULLY_CONNECTED,
                     schema.BuiltinOperator.SOFTMAX):
@@ -86,7 +88,7 @@ def model_bytes(seed: int = 0, padding: int = 0, favour: int | None = None,
     document = {"labels": [str(i) for i in range(n_out)], "features": params.to_dict(),
                 "features_hash": params.stable_hash(), "note": f"test model {seed}",
                 "name": f"test-{seed}" + (f"-says-{favour}" if favour is not None else "")}
-    document.update(dict(metadata))
+    document.update(json.loads(metadata))
     model = schema.ModelT()
     model.version, model.operatorCodes, model.subgraphs = 3, codes, [graph]
     model.buffers = [_buffer(), _buffer(np.array([1, n_in], np.int32)), _buffer(weights),
