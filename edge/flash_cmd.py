@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import threading
@@ -10,6 +9,7 @@ import threading
 import click
 
 from .errors import EdgeError
+from .jsonsafe import dumps
 from .flash import Report, Restart, check_model, flash_target, rollback_target, run_all
 from .targets import parse_target, read_target_list
 
@@ -117,7 +117,7 @@ def flash(args: tuple[str, ...], targets_file: tuple, rollback: bool, check_only
     else:
         outcomes = run_all(targets, lambda t: flash_target(t, artifact, plan, report), parallel)
     if as_json:
-        click.echo(json.dumps({"model": model, "sha256": artifact.sha256 if artifact else None,
+        click.echo(dumps({"model": model, "sha256": artifact.sha256 if artifact else None,
                                "targets": [o.to_dict() for o in outcomes]}, indent=2))
     else:
         for outcome in outcomes:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from .interpreter import BACKENDS
+from .jsonsafe import dumps
 from .model import Model
 
 
@@ -90,4 +90,4 @@ def info(model_path: str | None, backend: str | None, as_json: bool) -> None:
     model = Model.load(model_path, backend=backend)
     model.self_check()
     details = model_info(model)
-    click.echo(json.dumps(details) if as_json else "\n".join(info_lines(details)))
+    click.echo(dumps(details) if as_json else "\n".join(info_lines(details)))
