@@ -14,7 +14,9 @@ SPLIT = click.Choice(["random", "speaker", "official"])
 
 def _setup():
     require_extra("train", "tensorflow", "keras", "matplotlib")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .fit import _quiet_tf
+
+    _quiet_tf()
 
 
 def _echo(message: str) -> None:
@@ -22,8 +24,9 @@ def _echo(message: str) -> None:
 
 
 @click.command()
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Corpus folder: FSDD (recordings/) or AudioMNIST (data/NN/), detected automatically.")
+@click.option("--data", required=True, multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Corpus folder: FSDD layout (recordings/) or AudioMNIST (data/NN/), detected "
+                   "automatically. Repeat to train on several corpora at once (rates may differ).")
 @click.option("--arch", type=click.Choice(["ann", "cnn", "dscnn"]), default="cnn", show_default=True)
 @click.option("--split", "split_name", type=SPLIT, default="official", show_default=True,
               help="random: stratified 75/25; speaker: speaker-independent fold (--fold); "
@@ -37,8 +40,9 @@ def _echo(message: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--augment", "copies", type=int, default=4, show_default=True,
               help="Augmented copies per training clip (speed, gain, shift, noise, mel warp); 0 = off.")
-@click.option("--synth", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Folder of synthetic clips (python -m audiomnist_edge.train.synth) added to training.")
+@click.option("--synth", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="Folder of synthetic clips (python -m audiomnist_edge.train.synth) added to training; "
+                   "repeatable.")
 @click.option("--synth-copies", type=int, default=1, show_default=True)
 @click.option("--features", "features", default="default", show_default=True,
               help="'default', 'seed' (whole clip, no trim/CMVN) or a features.json file.")
@@ -57,6 +61,8 @@ def train(data, arch, split_name, fold, out, epochs, batch_size, learning_rate, 
     \b
     Examples:
       audiomnist-edge train --data ../shared/datasets/fsdd --split official
+      audiomnist-edge train --data ../shared/datasets/fsdd --data ../shared/datasets/hd-en \\
+          --split speaker --fold 2
       audiomnist-edge train --data DIR --arch ann --features seed --augment 0
     """
     _setup()
@@ -66,15 +72,15 @@ def train(data, arch, split_name, fold, out, epochs, batch_size, learning_rate, 
     recipe = Recipe(arch=arch, epochs=epochs,
                     batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                     patience=patience, augment=AugmentParams(copies=copies),
-                    synth=os.path.abspath(synth) if synth else None, synth_copies=synth_copies)
+                    synth=[os.path.abspath(p) for p in synth] or None, synth_copies=synth_copies)
     run(data, out, split_name, fold, recipe, resolve_params(features), cache_dir,
         progress=True, verbose=2 if verbose else 0, echo=_echo)
 
 
 @click.command()
 @click.argument("run_or_model", type=click.Path(exists=True))
-@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Corpus folder (default: the one in the run's run.json).")
+@click.option("--data", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="Corpus folder(s) (default: the run's, from run.json); repeatable.")
 @click.option("--split", "split_name", type=SPLIT, default=None,
               help="Split to score (default: the run's own split).")
 @click.option("--fold", type=int, default=None)

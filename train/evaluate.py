@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import LABELS, load, make_split, n_speaker_folds
+from .datasets import LABELS, load_many, make_split, n_speaker_folds
 
 
 def metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> dict:
@@ -134,7 +134,7 @@ def evaluate(run_or_model: str | Path, data: str | Path | None, split_name: str 
 
     from ..config import FeatureParams
     from .cache import extract
-    from .fit import Recipe, _quiet_tf, predict, read_run
+    from .fit import Recipe, _quiet_tf, data_paths, predict, read_run
 
     _quiet_tf()
     path = Path(run_or_model)
@@ -154,7 +154,7 @@ def evaluate(run_or_model: str | Path, data: str | Path | None, split_name: str 
     split_name = split_name or info.get("split", "official")
     if fold is None and split_name == info.get("split"):
         fold = info.get("fold")
-    ds = load(data)
+    ds = load_many(data)
     split = make_split(ds, split_name, fold, recipe.seed)
     x, ok, problems = extract(ds.clips, params, cache_dir=cache_dir, progress=progress,
                               label=f"{ds.layout} features")
@@ -163,7 +163,7 @@ def evaluate(run_or_model: str | Path, data: str | Path | None, split_name: str 
     pred = predict(model, x[test]).argmax(axis=1)
     result = metrics(ds.digits[test], pred)
     result.update({"split": split.name, "fold": split.fold, "test_speakers": list(split.test_speakers),
-                   "n_test": int(len(test)), "model": str(model_path), "data": str(data),
+                   "n_test": int(len(test)), "model": str(model_path), "data": data_paths(data),
                    "skipped": [list(p) for p in ds.problems + problems]})
     if info and split_name == info.get("split") and fold == info.get("fold"):
         result["note"] = "the split the model was trained for"
@@ -177,19 +177,19 @@ def folds(run_dir: str | Path | None, data: str | Path, recipe=None, params=None
 
     Returns {"split": "speaker", "folds": [...], "mean", "std", "worst", ...}.
     """
-    from .fit import _quiet_tf, predict, prepare, read_run, train_model
+    from .fit import _quiet_tf, data_paths, predict, prepare, read_run, train_model
 
     if run_dir is not None:
         _, params, recipe = read_run(run_dir)
-    ds = load(data)
-    synth = load(recipe.synth, synthetic=True) if recipe.synth else None
+    ds = load_many(data)
+    synth = load_many(recipe.synth, synthetic=True) if recipe.synth else None
     n = n_speaker_folds(ds, recipe.seed)
     rows = []
     for k in (only if only is not None else range(n)):
         t0 = time.time()
         split = make_split(ds, "speaker", k, recipe.seed)
         arrays = prepare(ds, split, params, recipe, synth, cache_dir, progress)
-        model, _, _ = train_model(arrays, params, recipe)
+        model, _, _ = train_model(arrays, params, recipe, echo=echo if progress else None)
         pred = predict(model, arrays.x_test).argmax(axis=1)
         m = metrics(arrays.y_test, pred)
         rows.append({"fold": k, "test_speakers": list(split.test_speakers),
@@ -199,11 +199,12 @@ def folds(run_dir: str | Path | None, data: str | Path, recipe=None, params=None
              f"({rows[-1]['seconds']:.0f} s)")
         _quiet_tf().keras.backend.clear_session()
     acc = np.array([r["accuracy"] for r in rows])
-    result = {"split": "speaker", "protocol": "leave-one-speaker-out" if n > 5 or len(ds.speakers) <= 12
-              else "5-fold speaker groups (36/12/12)", "folds": rows,
+    protocol = ("leave-one-speaker-out" if n == len(ds.speakers)
+                else f"{n} speaker groups" + (" (train/val/test 3/1/1 groups)" if n == 5 else ""))
+    result = {"split": "speaker", "protocol": protocol, "folds": rows,
               "accuracy": float(acc.mean()), "mean": float(acc.mean()), "std": float(acc.std()),
               "worst": float(acc.min()), "worst_fold": int(rows[int(acc.argmin())]["fold"]),
-              "recipe": recipe.to_dict(), "features": params.to_dict(), "data": str(data)}
+              "recipe": recipe.to_dict(), "features": params.to_dict(), "data": data_paths(data)}
     target = Path(out) if out else (Path(run_dir) if run_dir else None)
     if target is not None:
         target.mkdir(parents=True, exist_ok=True)
