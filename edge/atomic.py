@@ -50,16 +50,26 @@ def write_file(path: str | Path, data: bytes | Callable[[object], None], force: 
             os.unlink(temp)
 
 
+def refuse_foreign_folder(path: Path, marker: str) -> None:
+    """EdgeError unless ``path`` is absent, an empty folder or a folder holding ``marker``."""
+    if path.is_symlink() or path.exists() and not path.is_dir():
+        raise EdgeError(f"{path} is not a folder; refusing to replace it")
+    if path.is_dir() and any(path.iterdir()) and not (path / marker).is_file():
+        raise EdgeError(f"{path} has no {marker}; refusing to replace a folder this command did not write")
+
+
 @contextlib.contextmanager
-def new_folder(path: str | Path, force: bool = False) -> Iterator[Path]:
+def new_folder(path: str | Path, force: bool = False, marker: str = "run.json") -> Iterator[Path]:
     """A temporary folder beside ``path`` to fill; renamed to ``path`` when the block succeeds.
 
     With ``force`` an existing ``path`` is replaced (after the new folder is
-    complete); without it, EdgeError. On failure the temporary folder is
-    removed and ``path`` is untouched.
+    complete), but only an empty folder or one holding ``marker``; without
+    ``force``, EdgeError. On failure the temporary folder is removed and
+    ``path`` is untouched.
     """
     path = Path(path)
     refuse_existing(path, force)
+    refuse_foreign_folder(path, marker)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))

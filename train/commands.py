@@ -31,27 +31,30 @@ def _echo(message: str) -> None:
 @click.option("--split", "split_name", type=SPLIT, default="official", show_default=True,
               help="random: stratified 75/25; speaker: speaker-independent fold (--fold); "
                    "official: FSDD takes 0-4 as test.")
-@click.option("--fold", type=int, default=None, help="Fold of --split speaker (default 0).")
+@click.option("--fold", type=click.IntRange(0), default=None, help="Fold of --split speaker (default 0).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Run folder (default runs/ARCH-SPLIT-TIMESTAMP).")
-@click.option("--epochs", type=int, default=40, help="Training epochs.", show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--lr", "learning_rate", type=float, default=2e-3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--augment", "copies", type=int, default=4, show_default=True,
+              help="Run folder (default runs/ARCH-SPLIT-TIMESTAMP); written whole at the end.")
+@click.option("--force", is_flag=True, help="Replace an existing --out run folder.")
+@click.option("--epochs", type=click.IntRange(1), default=40, help="Training epochs.", show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
+@click.option("--lr", "learning_rate", type=click.FloatRange(0, 10, min_open=True), default=2e-3,
+              show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--augment", "copies", type=click.IntRange(0, 100), default=4, show_default=True,
               help="Augmented copies per training clip (speed, gain, shift, noise, mel warp); 0 = off.")
 @click.option("--synth", type=click.Path(exists=True, file_okay=False), multiple=True,
               help="Folder of synthetic clips (python -m audiomnist_edge.train.synth) added to training; "
                    "repeatable.")
-@click.option("--synth-copies", type=int, default=1, show_default=True)
+@click.option("--synth-copies", type=click.IntRange(0, 100), default=1, show_default=True)
 @click.option("--features", "features", default="default", show_default=True,
               help="'default', 'seed' (whole clip, no trim/CMVN) or a features.json file.")
-@click.option("--patience", type=int, default=0, help="Early stopping patience in epochs (0 = off).")
+@click.option("--patience", type=click.IntRange(0), default=0,
+              help="Early stopping patience in epochs (0 = off).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Feature cache (default ~/.cache/audiomnist-edge or $AUDIOMNIST_EDGE_CACHE).")
 @click.option("--limit-speakers", type=int, default=None, hidden=True)
 @click.option("-v", "--verbose", is_flag=True, help="Print Keras progress per epoch.")
-def train(data, arch, split_name, fold, out, epochs, batch_size, learning_rate, seed, copies,
+def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning_rate, seed, copies,
           synth, synth_copies, features, patience, cache_dir, limit_speakers, verbose):
     """Train a model on a corpus and write a run folder.
 
@@ -65,6 +68,9 @@ def train(data, arch, split_name, fold, out, epochs, batch_size, learning_rate, 
           --split speaker --fold 2
       audiomnist-edge train --data DIR --arch ann --features seed --augment 0
     """
+    if features not in ("default", "seed") and not os.path.isfile(features):
+        raise click.BadParameter(f"{features!r} is not 'default', 'seed' or a features.json file",
+                                 param_hint="--features")
     _setup()
     from .augment import AugmentParams
     from .fit import Recipe, resolve_params, run
@@ -73,8 +79,12 @@ def train(data, arch, split_name, fold, out, epochs, batch_size, learning_rate, 
                     batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                     patience=patience, augment=AugmentParams(copies=copies),
                     synth=[os.path.abspath(p) for p in synth] or None, synth_copies=synth_copies)
-    run(data, out, split_name, fold, recipe, resolve_params(features), cache_dir,
-        progress=True, verbose=2 if verbose else 0, echo=_echo)
+    try:
+        params = resolve_params(features)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {features}: {exc}", param_hint="--features") from None
+    run(data, out, split_name, fold, recipe, params, cache_dir,
+        progress=True, verbose=2 if verbose else 0, echo=_echo, force=force)
 
 
 @click.command()
