@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import click
 
-from ..errors import require_extra
+from ..errors import EdgeError, require_extra
 
 SPLIT = click.Choice(["random", "speaker", "official"])
 
@@ -17,6 +18,22 @@ def _setup():
     from .fit import _quiet_tf
 
     _quiet_tf()
+
+
+def _check_run(run_or_model: str, needs_model: bool = True) -> None:
+    """A one-line error unless RUN_OR_MODEL is a .keras file or a run folder with readable files."""
+    path = Path(run_or_model)
+    if not path.is_dir():
+        return
+    if needs_model and not (path / "model.keras").is_file():
+        raise EdgeError(f"{path}: not a run folder (no model.keras)")
+    if (path / "run.json").exists():
+        try:
+            info = json.loads((path / "run.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EdgeError(f"{path}/run.json: unreadable ({exc})") from None
+        if not isinstance(info, dict) or not isinstance(info.get("recipe", {}), dict):
+            raise EdgeError(f"{path}/run.json: not a run description (a JSON object with a recipe)")
 
 
 def _echo(message: str) -> None:
@@ -112,13 +129,12 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, as_json, cac
       audiomnist-edge evaluate runs/cnn-official-X --json
       audiomnist-edge evaluate runs/cnn-official-X --data ../shared/datasets/fsdd --folds
     """
+    _check_run(run_or_model, needs_model=not all_folds)
     _setup()
     from .evaluate import evaluate as score
     from .evaluate import folds
 
     if all_folds:
-        from pathlib import Path
-
         path = Path(run_or_model)
         run_dir = path if path.is_dir() else path.parent
         if not (run_dir / "run.json").is_file():
@@ -161,6 +177,12 @@ def eda(data, out, cache_dir):
       audiomnist-edge eda --data ../shared/datasets/fsdd --out eda/
     """
     require_extra("train", "matplotlib")
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgeError(f"cannot create {out}: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK):
+        raise EdgeError(f"cannot write into {out}: permission denied")
     from .eda import run_eda
 
     page = run_eda(data, out, cache_dir=cache_dir, echo=_echo)
