@@ -57,7 +57,7 @@ class Model:
         self._output = self._interpreter.get_output_details()[0]
         expected = int(np.prod(self.params.input_shape))
         if int(np.prod(self._input["shape"])) != expected:
-            raise ModelError(f"{artifact.path}: input shape {list(self._input['shape'])} does not "
+            raise ModelError(f"{artifact.path}: input shape {[int(n) for n in self._input['shape']]} does not "
                              f"fit the feature configuration {list(self.params.input_shape)}")
         if int(np.prod(self._output["shape"])) != len(self.labels):
             raise ModelError(f"{artifact.path}: {int(np.prod(self._output['shape']))} outputs "

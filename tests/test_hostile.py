@@ -299,3 +299,157 @@ def test_info_runs_the_probe_check(tmp_path):
     path.write_bytes(model_bytes(seed=5, nan=True))
     parse_artifact(path.read_bytes(), path)  # the file itself is well formed
     assert_one_line_error(run("info", "--model", path), "probe signal")
+
+
+# ---- info / bench / features: output ----------------------------------------------------------
+
+def test_info_json_never_holds_nan(tmp_path):
+    path = tmp_path / "nan-meta.tflite"
+    path.write_bytes(model_bytes(seed=8, metadata=json.dumps({"verification_note": math.nan,
+                                                              "extra": [math.inf, 1.5]})))
+    done = run("info", "--model", path, "--json")
+    assert done.returncode == 0, done.stderr
+    assert "NaN" not in done.stdout and "Infinity" not in done.stdout
+    metadata = json.loads(done.stdout)["metadata"]
+    assert metadata["verification_note"] is None and metadata["extra"] == [None, 1.5]
+
+
+def test_bench_input_fifo_is_read_once(tmp_path, fsdd_test_clips):
+    fifo = tmp_path / "clip.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(fsdd_test_clips[0].read_bytes()))
+    writer.start()
+    done = run("bench", "--input", fifo, "--repeat", "2", "--warmup", "0", "--cold", "1", "--json",
+               timeout=120)
+    writer.join(timeout=5)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["clip"]["source"] == str(fifo)
+
+
+def test_features_save_into_a_missing_folder_is_one_line(fsdd_test_clips):
+    assert_one_line_error(run("features", "--save", "/nonexistent-dir/x.npy", fsdd_test_clips[0]),
+                          "cannot write /nonexistent-dir/x.npy")
+
+
+def test_features_save_refuses_to_overwrite_without_force(tmp_path, fsdd_test_clips):
+    out = tmp_path / "x.npy"
+    out.write_bytes(b"keep me")
+    assert_one_line_error(run("features", "--save", out, fsdd_test_clips[0]), "--force")
+    assert out.read_bytes() == b"keep me"
+    done = run("features", "--save", out, "--force", fsdd_test_clips[0])
+    assert done.returncode == 0, done.stderr
+    assert np.load(out).shape == (101, 20) and [p.name for p in tmp_path.iterdir()] == ["x.npy"]
+
+
+# ---- convert / train / evaluate / eda ---------------------------------------------------------
+
+def fake_run(folder: Path, run_json: str = "{}") -> Path:
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(b"not really")
+    (folder / "features.json").write_text("{}")
+    (folder / "run.json").write_text(run_json)
+    return folder
+
+
+def test_convert_run_json_that_is_a_list_is_one_line(tmp_path):
+    assert_one_line_error(run("convert", fake_run(tmp_path / "run", "[]")), "run.json: not a JSON object")
+
+
+def test_convert_refuses_an_existing_out_without_force(tmp_path):
+    out = tmp_path / "model.tflite"
+    out.write_bytes(b"keep me")
+    assert_one_line_error(run("convert", fake_run(tmp_path / "run"), "--out", out), "--force")
+    assert out.read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize("option, value", [("--epochs", "-1"), ("--epochs", "0"), ("--batch-size", "0"),
+                                           ("--augment", "-2"), ("--lr", "nan"), ("--fold", "-1")])
+def test_train_nonsense_options_are_refused(tmp_path, option, value):
+    done = run("train", "--data", tmp_path, option, value, "--out", tmp_path / "run")
+    assert_one_line_error(done, option)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_missing_features_file_is_one_line(tmp_path):
+    assert_one_line_error(run("train", "--data", tmp_path, "--features", tmp_path / "nope.json"), "--features")
+
+
+def test_train_refuses_an_existing_run_without_force(tmp_path, fsdd):
+    existing = fake_run(tmp_path / "run")
+    assert_one_line_error(run("train", "--data", fsdd, "--out", existing, timeout=120), "--force")
+    assert (existing / "model.keras").read_bytes() == b"not really"
+
+
+def test_train_force_never_replaces_a_folder_it_did_not_write(tmp_path, fsdd):
+    (tmp_path / "notes.txt").write_text("mine")
+    done = run("train", "--data", fsdd, "--out", tmp_path, "--force", timeout=120)
+    assert_one_line_error(done, "no run.json")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_train_with_no_usable_clips_is_one_line(tmp_path):
+    corpus = tmp_path / "corpus" / "recordings"
+    corpus.mkdir(parents=True)
+    (corpus / "0_a_0.wav").write_bytes(b"RIFF")
+    assert_one_line_error(run("train", "--data", corpus.parent, "--out", tmp_path / "run", timeout=300),
+                          "no usable")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("run_json", ["[]", "{", '{"recipe": 5}'])
+def test_evaluate_corrupt_run_folder_is_one_line(tmp_path, run_json):
+    assert_one_line_error(run("evaluate", fake_run(tmp_path / "run", run_json)), "run.json")
+
+
+def test_evaluate_folder_without_a_model_is_one_line(tmp_path):
+    assert_one_line_error(run("evaluate", tmp_path), "no model.keras")
+
+
+def test_eda_out_that_cannot_be_created_is_one_line(tmp_path, fsdd):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert_one_line_error(run("eda", "--data", fsdd, "--out", blocker / "eda"), "cannot create")
+
+
+# ---- library pieces the commands rely on ------------------------------------------------------
+
+def test_train_run_folder_appears_whole_or_not_at_all(tmp_path):
+    from audiomnist_edge.atomic import new_folder
+    from audiomnist_edge.errors import EdgeError
+
+    out = tmp_path / "run"
+    with pytest.raises(EdgeError, match="cannot write .*No space left"):
+        with new_folder(out) as folder:
+            (folder / "model.keras").write_text("half")
+            raise OSError(28, "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+    with new_folder(out) as folder:
+        (folder / "run.json").write_text("{}")
+    with new_folder(out, force=True) as folder:
+        (folder / "run.json").write_text('{"second": 1}')
+    assert [p.name for p in tmp_path.iterdir()] == ["run"] and "second" in (out / "run.json").read_text()
+
+
+@pytest.mark.parametrize("variable, value", [("HOME", ""), ("AUDIOMNIST_EDGE_CACHE", ""), ("HOME", "relative")])
+def test_train_cache_never_lands_in_the_root_or_current_folder(monkeypatch, variable, value):
+    from audiomnist_edge.train.cache import cache_root
+
+    monkeypatch.delenv("AUDIOMNIST_EDGE_CACHE", raising=False)
+    monkeypatch.setenv(variable, value)
+    root = cache_root()
+    assert root.is_absolute() and root.name == "audiomnist-edge" and root.parent != Path("/.cache")
+
+
+def test_train_corrupt_cache_file_is_a_miss(tmp_path, fsdd_test_clips):
+    from audiomnist_edge.config import FeatureParams
+    from audiomnist_edge.train.cache import extract
+    from audiomnist_edge.train.datasets import Clip
+
+    clips = [Clip(path=p, digit=int(p.name[0]), speaker=p.name.split("_")[1], take=0)
+             for p in fsdd_test_clips[:4]]
+    first, ok, _ = extract(clips, FeatureParams(), cache_dir=tmp_path, progress=False)
+    [cached] = (tmp_path / "features").glob("*.npz")
+    cached.write_bytes(cached.read_bytes()[:100])  # a killed write, a full disk
+    again, ok_again, _ = extract(clips, FeatureParams(), cache_dir=tmp_path, progress=False)
+    assert np.array_equal(first, again) and ok_again.all()
+    assert np.load(cached)["x"].shape == first.shape  # rewritten whole

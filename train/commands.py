@@ -36,6 +36,13 @@ def _check_run(run_or_model: str, needs_model: bool = True) -> None:
             raise EdgeError(f"{path}/run.json: not a run description (a JSON object with a recipe)")
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """Refuse NaN (FloatRange lets it through: every comparison with NaN is false)."""
+    if value != value:
+        raise click.BadParameter("nan is not a number")
+    return value
+
+
 def _echo(message: str) -> None:
     click.echo(message, err=True)
 
@@ -55,7 +62,7 @@ def _echo(message: str) -> None:
 @click.option("--epochs", type=click.IntRange(1), default=40, help="Training epochs.", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
 @click.option("--lr", "learning_rate", type=click.FloatRange(0, 10, min_open=True), default=2e-3,
-              show_default=True)
+              show_default=True, callback=_finite)
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--augment", "copies", type=click.IntRange(0, 100), default=4, show_default=True,
               help="Augmented copies per training clip (speed, gain, shift, noise, mel warp); 0 = off.")
