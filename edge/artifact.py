@@ -135,6 +135,7 @@ def seal(data: bytes) -> bytes:
     digest = file_checksum(data, span)
     start, length = span
     match = _CHECKSUM_FIELD.search(data, start, start + length)
+    assert match is not None  # file_checksum found it
     return data[:match.start(1)] + digest.encode() + data[match.end(1):]
 
 

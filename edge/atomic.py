@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import EdgeError
 
@@ -18,7 +19,7 @@ def refuse_existing(path: Path, force: bool) -> None:
         raise EdgeError(f"{path} exists; add --force to replace it")
 
 
-def write_file(path: str | Path, data: bytes | Callable[[object], None], force: bool = False,
+def write_file(path: str | Path, data: bytes | Callable[[BinaryIO], None], force: bool = False,
                mode: int = 0o644) -> None:
     """Write ``data`` (bytes, or a function writing to a binary file object) to ``path``.
 

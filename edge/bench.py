@@ -93,7 +93,7 @@ def cpu_name() -> str:
     """The CPU model as /proc/cpuinfo names it (Raspberry Pi: the board), else platform's guess."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        found = {}
+        found: dict[str, str] = {}
         for line in cpuinfo.read_text(errors="replace").splitlines():
             key, _, value = line.partition(":")
             found.setdefault(key.strip(), value.strip())
@@ -103,7 +103,7 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def percentiles_ms(seconds: Sequence[float]) -> dict[str, float]:
+def percentiles_ms(seconds: Sequence[float] | np.ndarray) -> dict[str, float]:
     """p50, p95 and p99 of durations given in seconds, in milliseconds."""
     p50, p95, p99 = np.percentile(np.asarray(seconds, dtype=np.float64) * 1e3, [50, 95, 99])
     return {"p50": round(float(p50), 4), "p95": round(float(p95), 4), "p99": round(float(p99), 4)}
@@ -153,7 +153,7 @@ def measure_stages(model: Model, wav: bytes, repeat: int, warmup: int,
         "invoke": lambda: model.probabilities(features),
         "end_to_end": lambda: model.classify(samples, rate),
     }
-    result = {name: percentiles_ms(time_calls(actions[name], repeat, warmup, tick)) for name in STAGES}
+    result: dict[str, dict[str, Any]] = {name: percentiles_ms(time_calls(actions[name], repeat, warmup, tick)) for name in STAGES}
     result["resample"].update(from_hz=source, to_hz=target)
     return result
 

@@ -1,9 +1,10 @@
 """Flash a model to many targets at once without ever leaving one without a working model.
 
-Per target: read its state, skip if the model is already active, upload to a
-temporary name, verify the SHA-256 on the target, swap atomically (keeping the
-replaced model as ``model.tflite.previous``), and optionally restart the
-service, rolling back if it does not come back. Targets run in a bounded thread
+Per target, with the target's lock held: read its state, skip if the model is
+already active, upload to a temporary name, verify the SHA-256 on the target,
+swap atomically (keeping the replaced model as ``model.tflite.previous``), and
+optionally restart the service, rolling back if it does not come back. A model
+is sent or restored only after it has loaded and decided on a probe signal. Targets run in a bounded thread
 pool; a failure is recorded in that target's Outcome and never touches the others.
 """
 
@@ -109,7 +110,7 @@ def _swap_in(target: Target, sha256: str, upload: Callable[[str], None], report:
         raise
 
 
-def _roll_back(target: Target, report: Report) -> tuple[str, str]:
+def _roll_back(target: Target, report: Report) -> tuple[str, str | None]:
     """Make the previous model active again; (new active sha, now-previous sha)."""
     state = target.state()
     if state.previous is None:

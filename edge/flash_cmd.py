@@ -91,17 +91,17 @@ def flash(args: tuple[str, ...], targets_file: tuple, rollback: bool, check_only
       audiomnist-edge flash --check model.tflite
     The service then loads PATH/model.tflite (listen --model PATH/model.tflite).
     """
-    args = list(args)
-    model = None if rollback else (args.pop(0) if args else None)
+    rest = list(args)
+    model = None if rollback else (rest.pop(0) if rest else None)
     if not rollback and model is None:
         raise click.UsageError("missing MODEL (or use --rollback TARGET...)")
     artifact = check_model(model) if model else None
     if check_only:
-        if rollback or args or targets_file:
+        if rollback or rest or targets_file or artifact is None:
             raise click.UsageError("--check takes only a MODEL (no targets, no --rollback)")
         click.echo(f"{model}: ok, sha256 {artifact.sha256}, labels {','.join(artifact.labels)}")
         return
-    specs = args + [spec for handle in targets_file for spec in _read_targets_file(handle)]
+    specs = rest + [spec for handle in targets_file for spec in _read_targets_file(handle)]
     if not specs:
         raise click.UsageError("no TARGET given (as arguments or with --targets-file)")
     targets = [parse_target(spec, ssh_config, connect_timeout) for spec in specs]
@@ -112,13 +112,14 @@ def flash(args: tuple[str, ...], targets_file: tuple, rollback: bool, check_only
         seen[target.key] = target.name
     plan = Restart(restart_command, check_command, settle, restart_timeout) if restart else None
     report = _status_printer()
-    if rollback:
+    if artifact is None:
         outcomes = run_all(targets, lambda t: rollback_target(t, plan, report), parallel)
     else:
-        outcomes = run_all(targets, lambda t: flash_target(t, artifact, plan, report), parallel)
+        shipped = artifact
+        outcomes = run_all(targets, lambda t: flash_target(t, shipped, plan, report), parallel)
     if as_json:
         click.echo(dumps({"model": model, "sha256": artifact.sha256 if artifact else None,
-                               "targets": [o.to_dict() for o in outcomes]}, indent=2))
+                          "targets": [o.to_dict() for o in outcomes]}, indent=2))
     else:
         for outcome in outcomes:
             click.echo(f"{outcome.status:>11}  {outcome.target}: {outcome.message}")

@@ -284,6 +284,7 @@ class SshTarget:
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except FileNotFoundError:
             raise TargetError("the OpenSSH client (ssh) is not installed") from None
+        assert holder.stdin and holder.stdout and holder.stderr  # all three are pipes
         try:
             if holder.stdout.readline().strip() != b"locked":
                 holder.stdin.close()
@@ -295,7 +296,7 @@ class SshTarget:
             self._ssh(f"rm -f {TEMP_PREFIX}* {_OLD_PREVIOUS_TEMP}", "cannot remove stale temporary files")
             yield
         finally:
-            if holder.stdin and not holder.stdin.closed:
+            if not holder.stdin.closed:
                 holder.stdin.close()
             try:
                 holder.wait(timeout=30)

@@ -23,7 +23,7 @@ from flash_support import CLI, device, leftovers, model_bytes, run_flash, sha256
 
 from audiomnist_edge.artifact import parse_artifact
 from audiomnist_edge.model import DEFAULT_MODEL, Model
-from audiomnist_edge.targets import ACTIVE, PREVIOUS, TEMP_PREFIX, parse_target, TargetError
+from audiomnist_edge.targets import ACTIVE, PREVIOUS, TEMP_PREFIX, LocalTarget, TargetError, parse_target
 
 
 def run(*args: str | Path, timeout: float = 60, **options) -> subprocess.CompletedProcess:
@@ -172,7 +172,7 @@ def test_flash_same_target_spelled_twice_is_refused(tmp_path, model_a, spellings
 def test_flash_concurrent_flashes_keep_the_rollback_model_20_of_20(tmp_path, model_a, model_b):
     c = tmp_path / "C.tflite"
     sha_c = write_model(c, seed=2)
-    (a, sha_a), (b, sha_b) = model_a, model_b
+    (a, _), (b, sha_b) = model_a, model_b
     for round_ in range(20):
         target = device(tmp_path, f"pi{round_}", active=a)
         results: list[subprocess.CompletedProcess] = []
@@ -198,8 +198,6 @@ def test_flash_removes_stale_temporary_files(tmp_path, model_a):
 
 def test_flash_waits_for_the_target_lock(tmp_path, model_a):
     target = device(tmp_path, "pi")
-    from audiomnist_edge.targets import LocalTarget
-
     with LocalTarget(target).locked():
         with pytest.raises(TargetError, match="locked by another flash"):
             with LocalTarget(str(target) + "/.").locked(timeout=0.2):
