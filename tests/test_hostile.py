@@ -107,6 +107,15 @@ def test_service_out_in_a_missing_folder_is_one_line(tmp_path):
     assert_one_line_error(done, "cannot write")
 
 
+def test_service_keeps_a_model_already_in_the_model_dir(tmp_path, model_a):
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    (model_dir / ACTIVE).write_bytes(model_a[0].read_bytes())
+    done = run("service", "--user", "pi", "--model-dir", model_dir, "--out", tmp_path / "x.service")
+    assert done.returncode == 0, done.stderr
+    assert sha256_of(model_dir / ACTIVE) == model_a[1] and "installed" not in done.stderr
+
+
 # ---- flash: security ------------------------------------------------------------------------
 
 @pytest.fixture
@@ -436,6 +445,20 @@ def test_train_cache_never_lands_in_the_root_or_current_folder(monkeypatch, vari
     monkeypatch.setenv(variable, value)
     root = cache_root()
     assert root.is_absolute() and root.name == "audiomnist-edge" and root.parent != Path("/.cache")
+
+
+def test_train_cache_dir_that_is_a_file_warns_and_goes_on(tmp_path, fsdd_test_clips, capsys):
+    from audiomnist_edge.config import FeatureParams
+    from audiomnist_edge.train.cache import extract
+    from audiomnist_edge.train.datasets import Clip
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    clips = [Clip(path=p, digit=int(p.name[0]), speaker=p.name.split("_")[1], take=0)
+             for p in fsdd_test_clips[:2]]
+    x, ok, _ = extract(clips, FeatureParams(), cache_dir=blocker, progress=False)
+    assert ok.all() and x.shape == (2, *FeatureParams().input_shape)
+    assert "feature cache not written" in capsys.readouterr().err
 
 
 def test_train_corrupt_cache_file_is_a_miss(tmp_path, fsdd_test_clips):
