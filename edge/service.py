@@ -150,7 +150,8 @@ def prepare_model_dir(directory: Path, user: str) -> list[str]:
                 except KeyError:
                     done.append(f"no account {user!r} here: {directory} stays owned by root")
     except OSError as exc:
-        raise ServiceError(f"cannot create {directory}: {exc.strerror or exc}") from None
+        raise ServiceError(f"cannot create {directory}: {exc.strerror or exc} "
+                           "(run with sudo, or choose --model-dir)") from None
     if not (directory / ACTIVE).exists():
         artifact = check_model(DEFAULT_MODEL)
         target, temp = LocalTarget(directory), new_temp_name()

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -87,15 +88,20 @@ def test_service_model_dir_with_a_newline_is_refused():
     assert_one_line_error(run("service", "--model-dir", "/x\nUser=root", "--user", "pi"), "--model-dir")
 
 
-def test_service_arguments_survive_systemd_quoting():
+def test_service_arguments_survive_systemd_quoting(tmp_path):
     device_name = 'my "USB" $HOME %h \\ ; mic'
-    done = run("service", "--model-dir", "/opt/a b", "--user", "pi", "--exec", "/opt/ae/bin/audiomnist-edge",
+    done = run("service", "--model-dir", "/opt/a b", "--user", "pi", "--exec", CLI,
                "--", "--device", device_name)
     assert done.returncode == 0, done.stderr
-    assert exec_start(done.stdout) == ["/opt/ae/bin/audiomnist-edge", "listen", "--device", device_name,
+    assert exec_start(done.stdout) == [CLI, "listen", "--device", device_name,
                                        "--model", "/opt/a b/model.tflite"]
     assert [line.split("=")[0] for line in done.stdout.splitlines() if line.startswith("[")] == \
         ["[Unit]", "[Service]", "[Install]"]
+    if shutil.which("systemd-analyze"):  # systemd itself loads it without complaint
+        unit = tmp_path / "quoted.service"
+        unit.write_text(done.stdout)
+        verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+        assert verify.returncode == 0 and unit.name not in verify.stdout + verify.stderr, verify.stderr
 
 
 def test_service_refuses_listen_model_option():
