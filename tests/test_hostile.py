@@ -480,3 +480,12 @@ def test_train_corrupt_cache_file_is_a_miss(tmp_path, fsdd_test_clips):
     again, ok_again, _ = extract(clips, FeatureParams(), cache_dir=tmp_path, progress=False)
     assert np.array_equal(first, again) and ok_again.all()
     assert np.load(cached)["x"].shape == first.shape  # rewritten whole
+
+
+def test_info_tolerates_odd_informational_metadata(tmp_path):
+    path = tmp_path / "odd.tflite"
+    path.write_bytes(model_bytes(seed=9, metadata=json.dumps({
+        "verification": {"keras_accuracy": "high"}, "reference_bench": {"cpu": 3}, "training": [1, 2]})))
+    done = run("info", "--model", path)
+    assert done.returncode == 0, done.stderr
+    assert "sha256" in done.stdout and "verified" not in done.stdout and "reference " not in done.stdout
