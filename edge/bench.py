@@ -153,7 +153,8 @@ def measure_stages(model: Model, wav: bytes, repeat: int, warmup: int,
         "invoke": lambda: model.probabilities(features),
         "end_to_end": lambda: model.classify(samples, rate),
     }
-    result: dict[str, dict[str, Any]] = {name: percentiles_ms(time_calls(actions[name], repeat, warmup, tick)) for name in STAGES}
+    result: dict[str, dict[str, Any]] = {
+        name: percentiles_ms(time_calls(actions[name], repeat, warmup, tick)) for name in STAGES}
     result["resample"].update(from_hz=source, to_hz=target)
     return result
 
