@@ -2,7 +2,8 @@
 
 Models are built by code (no TensorFlow, nothing committed): a float32 RESHAPE -> FULLY_CONNECTED -> SOFTMAX graph with the project's
 metadata, written with the TFLite schema that ai-edge-litert ships. ``seed``
-gives distinct models; ``padding`` adds an unused buffer to make big files.
+gives distinct models; ``padding`` adds an unused buffer to make big files;
+``favour`` makes a model that answers that digit whatever it hears.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -49,12 +51,17 @@ def _buffer(data: np.ndarray | None = None) -> object:
 
 
 @functools.lru_cache(maxsize=None)
-def model_bytes(seed: int = 0, padding: int = 0) -> bytes:
-    """A sealed, loadable model artifact; same arguments give the same bytes."""
+def model_bytes(seed: int = 0, padding: int = 0, favour: int | None = None,
+                metadata: str = "{}", nan: bool = False) -> bytes:
+    """A sealed, loadable model artifact; same arguments give the same bytes.
+
+    ``metadata`` is a JSON object whose fields replace or add metadata fields; ``nan``
+    gives NaN weights: a model that loads but never gives a probability.
+    """
     params = FeatureParams()
     n_in, n_out = int(np.prod(params.input_shape)), 10
     rng = np.random.default_rng(seed)
-    weights = rng.normal(0, 0.05, (n_out, n_in)).astype(np.float32)
+    weights = rng.normal(0, 0.05, (n_out, n_in)).astype(np.float32) * (np.nan if nan else 1)
     codes = []
     for builtin in (schema.BuiltinOperator.RESHAPE, schema.BuiltinOperator.FULLY_CONNECTED,
                     schema.BuiltinOperator.SOFTMAX):
@@ -79,11 +86,14 @@ def model_bytes(seed: int = 0, padding: int = 0) -> bytes:
     graph.operators[2].builtinOptionsType = schema.BuiltinOptions.SoftmaxOptions
     graph.operators[2].builtinOptions = softmax
     document = {"labels": [str(i) for i in range(n_out)], "features": params.to_dict(),
-                "features_hash": params.stable_hash(), "note": f"test model {seed}"}
+                "features_hash": params.stable_hash(), "note": f"test model {seed}",
+                "name": f"test-{seed}" + (f"-says-{favour}" if favour is not None else "")}
+    document.update(json.loads(metadata))
     model = schema.ModelT()
     model.version, model.operatorCodes, model.subgraphs = 3, codes, [graph]
     model.buffers = [_buffer(), _buffer(np.array([1, n_in], np.int32)), _buffer(weights),
-                     _buffer(np.zeros(n_out, np.float32)),
+                     _buffer(np.eye(n_out, dtype=np.float32)[favour] * 30 if favour is not None
+                             else np.zeros(n_out, np.float32)),
                      _buffer(np.frombuffer(metadata_bytes(document), np.uint8))]
     if padding:
         model.buffers.append(_buffer(rng.integers(0, 256, padding, dtype=np.uint8)))
@@ -104,9 +114,9 @@ def run_flash(*args: str | Path, timeout: float = 120) -> subprocess.CompletedPr
                           stdin=subprocess.DEVNULL, timeout=timeout)
 
 
-def write_model(path: Path, seed: int = 0, padding: int = 0) -> str:
+def write_model(path: Path, seed: int = 0, padding: int = 0, favour: int | None = None) -> str:
     """Write a test model to ``path``; its SHA-256."""
-    data = model_bytes(seed, padding)
+    data = model_bytes(seed, padding, favour)
     path.write_bytes(data)
     return hashlib.sha256(data).hexdigest()
 
