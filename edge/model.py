@@ -100,8 +100,8 @@ class Model:
         return y.astype(np.float32)
 
     def decide(self, probabilities: np.ndarray, top_k: int = 3) -> Prediction:
-        """The Prediction for a probability vector."""
-        order = np.argsort(probabilities)[::-1][:max(1, top_k)]
+        """The Prediction for a probability vector; ties go to the lower index, as argmax does."""
+        order = np.argsort(-np.asarray(probabilities), kind="stable")[:max(1, top_k)]
         top = [(self.labels[i], float(probabilities[i])) for i in order]
         return Prediction(label=top[0][0], probability=top[0][1], top=top)
 
