@@ -63,6 +63,8 @@ def test_int8_conversion_is_verified_and_described(fsdd, run_dir, tmp_path) -> N
     assert (q["dtype"], q["zero_point"]) == ("int8", int(model.input_details["quantization"][1]))
     assert q["shape"] == [1, *artifact.params.input_shape]
     assert meta["features_hash"] == artifact.params.stable_hash()
+    n_train = len(tiny_models.fsdd_arrays(str(fsdd))[1])  # the README's "calibrated on 500 training clips"
+    assert meta["calibration"] == {"clips": 500, "of": n_train, "from": "training split", "seed": 0}
     assert meta["training"]["n_train"] == len(tiny_models.fsdd_arrays(str(fsdd))[1])
     assert "history" not in meta["training"]
     bench = meta["reference_bench"]
@@ -75,7 +77,7 @@ def test_float32_conversion(run_dir, tmp_path) -> None:
     result = CliRunner().invoke(cli, ["convert", str(run_dir), "--quant", "float32", "--out", str(out)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     meta = read_artifact(out).metadata
-    assert meta["quantization"]["input"]["dtype"] == "float32"
+    assert meta["quantization"]["input"]["dtype"] == "float32" and meta["calibration"] is None
     assert meta["verification"]["agreement"] >= 0.97
     assert "int8_under_100kb" not in meta["verification"]["targets"]
     assert f"wrote {out}" in result.stdout
