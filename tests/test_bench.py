@@ -188,3 +188,17 @@ def test_benchmarks_smoke_run(models: Path, tmp_path: Path) -> None:
     assert table.count("MFCC, 1 s clip") == 3
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".bench*"))  # no temporary files left behind
+    for text in (table, (tmp_path / "bench.json").read_text()):  # paths relative to the repository
+        assert str(REPO.parent) not in text and str(tmp_path) not in text
+    context = results["context"]
+    assert (REPO / context["model"]).resolve() == (models / "int8.tflite").resolve()
+    assert (REPO / context["run"]).resolve() == (models / "run").resolve()
+
+
+def test_benchmarks_say_how_to_make_the_run(models: Path, tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--model", str(models / "int8.tflite"),
+                           "--run", str(tmp_path / "runs" / "default"), "--out", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "not a training run" in last and "audiomnist-edge train" in last and "--out runs/default" in last
