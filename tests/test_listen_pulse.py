@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from conftest import require
 
 from test_listen import CLI, build_stream, listen_json, plumbing_model  # noqa: F401 (fixture)
 
@@ -36,11 +37,7 @@ set-default-source digits.monitor
 @pytest.fixture(scope="module", autouse=True)
 def audio_stack():
     missing = [tool for tool in ("pulseaudio", "paplay", "pactl") if shutil.which(tool) is None]
-    if missing:
-        message = f"missing {', '.join(missing)}: apt-get install pulseaudio pulseaudio-utils"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require(not missing, f"missing {', '.join(missing)}: apt-get install pulseaudio pulseaudio-utils")
 
 
 @contextlib.contextmanager

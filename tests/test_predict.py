@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
 
 from audiomnist_edge.model import DEFAULT_MODEL, Model
 from audiomnist_edge.resample import resample
@@ -192,8 +192,7 @@ def test_readme_example_recordings() -> None:
 
 
 def test_make_example_writes_small_16k_files(tmp_path) -> None:
-    if shutil.which("espeak-ng") is None:
-        (pytest.fail if os.environ.get("CI") else pytest.skip)("espeak-ng not installed")
+    require(shutil.which("espeak-ng"), "espeak-ng not installed")
     result = subprocess.run([sys.executable, str(REPO / "examples" / "make_example.py"),
                              "--digits", "38", "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=120)
