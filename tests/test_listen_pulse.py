@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -133,3 +134,15 @@ def test_no_sound_server_means_no_device(plumbing_model, tmp_path):
     lines = result.stderr.decode().strip().splitlines()
     assert result.returncode == 1
     assert lines[-1].startswith("error: ") and "Traceback" not in result.stderr.decode()
+
+
+def test_latency_benchmark_through_pulseaudio(fsdd):
+    """The README's PulseAudio latency row: its command runs and hears every digit."""
+    result = subprocess.run([sys.executable, "-m", "benchmarks.listen_latency", "--device", "pulse",
+                             "--private-pulse", "--digits", "4", "--data", str(fsdd), "--json"],
+                            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["mode"] == "device pulse" and figures["detections"] == figures["digits_spoken"] == 4
+    assert 0 < figures["latency_ms"]["p50"] <= figures["latency_ms"]["max"]
