@@ -146,3 +146,15 @@ def test_latency_benchmark_through_pulseaudio(fsdd):
     figures = json.loads(result.stdout)
     assert figures["mode"] == "device pulse" and figures["detections"] == figures["digits_spoken"] == 4
     assert 0 < figures["latency_ms"]["p50"] <= figures["latency_ms"]["max"]
+
+
+def test_idle_cpu_benchmark_through_pulseaudio():
+    """The README's PulseAudio CPU row: its command runs on a private server and hears nothing."""
+    result = subprocess.run([sys.executable, "-m", "benchmarks.listen_idle_cpu", "--device", "pulse",
+                             "--rate", "16000", "--private-pulse", "--seconds", "5", "--warmup", "1", "--json"],
+                            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert (figures["source"], figures["rate"], figures["detections"]) == ("pulse", 16000, 0)
+    assert figures["cpu_percent_of_one_core"] >= 0 and figures["rss_kib_end"] > 10_000
