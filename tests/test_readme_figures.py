@@ -48,3 +48,12 @@ def test_committed_results_name_no_machine_paths() -> None:
     absolute = re.compile(r"(?:^|[\s(`'\"])/[A-Za-z]")
     assert not absolute.search(context["clips"])
     assert not absolute.search((RESULTS / "bench.md").read_text())
+
+
+def test_readme_default_recipe_row_is_the_packaged_model() -> None:
+    """The Training table's default row quotes the figures `convert` stored in the packaged model."""
+    from audiomnist_edge.model import DEFAULT_MODEL, Model
+
+    verification = Model.load(DEFAULT_MODEL).metadata["verification"]
+    row = next(line for line in section("Training").splitlines() if "(default)**" in line)
+    assert f"**{verification['keras_accuracy']:.3f}** (int8 {verification['tflite_accuracy']:.3f})" in row
