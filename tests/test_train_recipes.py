@@ -75,7 +75,7 @@ def test_synthetic_speakers(synth_corpus, tmp_path) -> None:
     files = sorted((synth_corpus / "recordings").glob("*.wav"))
     assert [f.name for f in files] == sorted(f"{d}_syn{s:03d}_0.wav" for s in range(2) for d in range(10))
     voices = json.loads((synth_corpus / "voices.json").read_text())
-    assert voices == {f"syn{s:03d}": f"{a}+{v}" for s, (a, v) in enumerate(synth.voices(2))}
+    assert voices == {f"syn{s:03d}": {"voice": f"{a}+{v}"} for s, (a, v) in enumerate(synth.voices(2))}
     for f in files:
         samples, info = read_wav_info(f)
         assert info.sample_rate == 8000 and info.channels == 1
@@ -108,7 +108,7 @@ def test_train_with_synthetic_speakers(synth_run, synth_corpus) -> None:
     assert clips["training_examples"] == clips["train"] + 20  # the synthetic clips are in training
     assert (clips["train"] + clips["val"], clips["test"]) == (2 * 10 * TAKES, 10 * TAKES)
     assert info["data_summary"]["speakers"]["test"] == ["george"]
-    assert info["recipe"]["synth"] == str(synth_corpus.resolve()) and info["recipe"]["arch"] == "ann"
+    assert info["recipe"]["synth"] == [str(synth_corpus.resolve())] and info["recipe"]["arch"] == "ann"
 
 
 def test_evaluate_only_some_folds(synth_run, cache_dir) -> None:
@@ -123,6 +123,7 @@ def test_evaluate_only_some_folds(synth_run, cache_dir) -> None:
     assert folds["worst"] == min(accuracy) and folds["worst_fold"] == rows[int(np.argmin(accuracy))]["fold"]
     assert folds["recipe"]["synth"] and folds["protocol"] == "leave-one-speaker-out"
     assert json.loads((synth_run / "folds.json").read_text()) == folds
+    assert sorted(p.name for p in (synth_run / "folds").iterdir()) == ["fold-1.tflite", "fold-2.tflite"]
 
 
 @pytest.mark.parametrize("only, message", [("7", "fold 7 out of range: this corpus has 3 speaker folds"),
