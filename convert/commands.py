@@ -136,7 +136,8 @@ def convert_run(run_dir: str | Path, quant: str = "int8", out: str | Path | None
     keras_probs = np.asarray(model.predict(x_test, batch_size=256, verbose=0))
 
     echo(f"converting to {quant}" + (" and float32 (for the size comparison)" if quant != "float32" else ""))
-    content = convert_keras(model, representative_set(x_train), quant)
+    calibration = representative_set(x_train) if quant == "int8" else None
+    content = convert_keras(model, calibration, quant)
     sizes = {quant: len(content)}
     if quant != "float32":
         sizes["float32"] = len(convert_keras(model, None, "float32"))
@@ -160,6 +161,8 @@ def convert_run(run_dir: str | Path, quant: str = "int8", out: str | Path | None
         "quantization": {"type": quant,
                          "input": tensor_quantization(runtime.input_details),
                          "output": tensor_quantization(runtime.output_details)},
+        "calibration": None if calibration is None else {
+            "clips": len(calibration), "of": len(x_train), "from": "training split", "seed": 0},
         "training": training_summary(run_dir, info, metrics, y_train, y_test),
         "verification": {**figures, "split": info.get("split", "test"),
                          "sizes": sizes, "targets": targets,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
 
 from audiomnist_edge.artifact import METADATA_NAME, metadata_bytes, seal
 from audiomnist_edge.config import FeatureParams
@@ -132,16 +133,14 @@ def leftovers(directory: Path) -> list[str]:
 
 @contextlib.contextmanager
 def mounted(directory: Path, *options: str) -> Iterator[Path]:
-    """``mount OPTIONS`` on ``directory`` for the duration; skips the test where mount is not permitted.
+    """``mount OPTIONS`` on ``directory`` for the duration; skips (fails in CI) where mount is not permitted.
 
     Examples: ``mounted(d, "-t", "tmpfs", "-o", "size=64k", "tmpfs")``,
     ``mounted(d, "--bind", "-o", "ro", str(d))`` (a read-only view of d itself).
     """
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a full or read-only filesystem")
+    require(os.geteuid() == 0, "needs root to mount a full or read-only filesystem")
     done = subprocess.run(["mount", *options, str(directory)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"mount not permitted here: {done.stderr.strip()}")
+    require(done.returncode == 0, f"mount not permitted here: {done.stderr.strip()}")
     try:
         yield directory
     finally:

@@ -24,15 +24,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 from flash_support import assert_intact, device, mounted, run_flash, sha256_of, write_model
 
 from audiomnist_edge.targets import ACTIVE, PREVIOUS
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-pytestmark = pytest.mark.skipif(not (Path(SSHD).exists() and shutil.which("ssh") and shutil.which("ssh-keygen")),
-                                reason="needs OpenSSH (apt-get install openssh-server openssh-client)")
 HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def openssh() -> None:
+    require(Path(SSHD).exists() and shutil.which("ssh") and shutil.which("ssh-keygen"),
+            "needs OpenSSH (apt-get install openssh-server openssh-client)")
 
 
 @dataclass

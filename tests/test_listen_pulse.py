@@ -15,12 +15,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from conftest import require
 
 from test_listen import CLI, build_stream, listen_json, plumbing_model  # noqa: F401 (fixture)
 
@@ -36,11 +38,7 @@ set-default-source digits.monitor
 @pytest.fixture(scope="module", autouse=True)
 def audio_stack():
     missing = [tool for tool in ("pulseaudio", "paplay", "pactl") if shutil.which(tool) is None]
-    if missing:
-        message = f"missing {', '.join(missing)}: apt-get install pulseaudio pulseaudio-utils"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require(not missing, f"missing {', '.join(missing)}: apt-get install pulseaudio pulseaudio-utils")
 
 
 @contextlib.contextmanager
@@ -136,3 +134,27 @@ def test_no_sound_server_means_no_device(plumbing_model, tmp_path):
     lines = result.stderr.decode().strip().splitlines()
     assert result.returncode == 1
     assert lines[-1].startswith("error: ") and "Traceback" not in result.stderr.decode()
+
+
+def test_latency_benchmark_through_pulseaudio(fsdd):
+    """The README's PulseAudio latency row: its command runs and hears every digit."""
+    result = subprocess.run([sys.executable, "-m", "benchmarks.listen_latency", "--device", "pulse",
+                             "--private-pulse", "--digits", "4", "--data", str(fsdd), "--json"],
+                            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["mode"] == "device pulse" and figures["detections"] == figures["digits_spoken"] == 4
+    assert 0 < figures["latency_ms"]["p50"] <= figures["latency_ms"]["max"]
+
+
+def test_idle_cpu_benchmark_through_pulseaudio():
+    """The README's PulseAudio CPU row: its command runs on a private server and hears nothing."""
+    result = subprocess.run([sys.executable, "-m", "benchmarks.listen_idle_cpu", "--device", "pulse",
+                             "--rate", "16000", "--private-pulse", "--seconds", "5", "--warmup", "1", "--json"],
+                            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert (figures["source"], figures["rate"], figures["detections"]) == ("pulse", 16000, 0)
+    assert figures["cpu_percent_of_one_core"] >= 0 and figures["rss_kib_end"] > 10_000

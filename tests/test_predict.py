@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
 
 from audiomnist_edge.model import DEFAULT_MODEL, Model
 from audiomnist_edge.resample import resample
@@ -84,9 +84,29 @@ def test_48k_24bit_files_give_the_same_digits(model_path, clips, tmp_path) -> No
     at_48k = records(run("predict", "--model", str(model_path), "--json", str(tmp_path)))
     assert sorted(Path(r["file"]).name for r in at_48k) == sorted(c.name for c in clips)
     by_name = {Path(r["file"]).name: r for r in at_48k}
-    same = [by_name[Path(r["file"]).name]["digit"] == r["digit"] for r in at_8k]
     assert all(r["sample_rate"] == 48000 for r in at_48k)
-    assert np.mean(same) >= 0.9
+    model = Model.load(model_path)
+    for clip in clips:
+        # the 24-bit file reads back to within one 24-bit step of the 48 kHz samples, and predict
+        # decides exactly what the API decides on them
+        samples, rate = read_wav(clip)
+        upsampled = resample(samples, rate, 48000)
+        again, again_rate = read_wav(tmp_path / clip.name)
+        assert again_rate == 48000 and np.abs(again - upsampled).max() <= 2 ** -23
+        expected = model.classify(again, again_rate)
+        assert by_name[clip.name]["digit"] == int(expected.label)
+        assert by_name[clip.name]["probability"] == pytest.approx(expected.probability, abs=1e-4)
+    # 8 kHz -> 48 kHz -> 8 kHz moves samples by up to ~2% of full scale (the resampler's
+    # transition band), not enough to change a digit of these 20 clips
+    assert [by_name[Path(r["file"]).name]["digit"] for r in at_8k] == [r["digit"] for r in at_8k]
+
+
+def test_ties_go_to_the_lower_label() -> None:
+    """predict breaks ties as argmax does (convert's verification), so their figures agree."""
+    probabilities = np.zeros(10, dtype=np.float32)
+    probabilities[[0, 2, 9]] = [0.375, 0.375, 0.25]
+    decision = Model.load(DEFAULT_MODEL).decide(probabilities, top_k=3)
+    assert [label for label, _ in decision.top] == ["0", "2", "9"] and decision.label == "0"
 
 
 def test_bad_file_among_good_ones(model_path, clips, tmp_path) -> None:
@@ -139,35 +159,40 @@ def test_predict_and_info_run_without_tensorflow(model_path, clips) -> None:
         assert "blocked" not in result.stderr
 
 
-@pytest.mark.parametrize("packaged", [DEFAULT_MODEL], ids=["default"])
-def test_packaged_model_accuracy_on_fsdd_test(packaged, fsdd_test_clips) -> None:
-    if not packaged.exists():
-        pytest.skip(f"no packaged model at {packaged}")
+# The packaged model scores 296/300 (0.987) on FSDD's official test takes (2026-11-26,
+# `audiomnist-edge predict --json` on takes 0-4); the floor leaves two clips of slack for a retrained model.
+PACKAGED_FLOOR = 0.98
+
+
+def test_packaged_model_accuracy_on_fsdd_test(fsdd_test_clips) -> None:
+    packaged = DEFAULT_MODEL
+    assert packaged.is_file(), f"no packaged model at {packaged}: the package would ship without one"
+    verification = Model.load(packaged).metadata["verification"]
     result = run("predict", "--model", str(packaged), "--json", *map(str, fsdd_test_clips))
     assert result.returncode == 0, result.stderr
     got = records(result)
     assert len(got) == len(fsdd_test_clips) == 300
     correct = [r["digit"] == int(Path(r["file"]).name.split("_")[0]) for r in got]
-    assert np.mean(correct) >= 0.98, f"accuracy {np.mean(correct):.4f} on {len(correct)} FSDD test clips"
+    assert np.mean(correct) >= PACKAGED_FLOOR, f"accuracy {np.mean(correct):.4f} on {len(correct)} FSDD test clips"
+    # predict decides as convert's verification did, so it reproduces the figure the model carries
+    if (verification["split"], verification["n_test"]) == ("official", 300):
+        assert np.mean(correct) == pytest.approx(verification["tflite_accuracy"], abs=1e-6)
 
 
-@pytest.mark.parametrize("packaged", [DEFAULT_MODEL], ids=["default"])
-def test_readme_example_recordings(packaged) -> None:
+def test_readme_example_recordings() -> None:
     files = sorted(EXAMPLES.glob("*.wav"))
     assert files and sum(f.stat().st_size for f in files) < 100 * 1024
     for f in files:
         info = read_wav_info(f)[1]
         assert (info.sample_rate, info.bits, info.channels) == (16000, 16, 1)
-    if not packaged.exists():
-        pytest.skip(f"no packaged model at {packaged}")
+    assert DEFAULT_MODEL.is_file(), f"no packaged model at {DEFAULT_MODEL}"
     result = run("predict", str(EXAMPLES), "--json")  # the README's command, default model
     assert result.returncode == 0, result.stderr
     assert [r["digit"] for r in records(result)] == [int(f.stem) for f in files]
 
 
 def test_make_example_writes_small_16k_files(tmp_path) -> None:
-    if shutil.which("espeak-ng") is None:
-        (pytest.fail if os.environ.get("CI") else pytest.skip)("espeak-ng not installed")
+    require(shutil.which("espeak-ng"), "espeak-ng not installed")
     result = subprocess.run([sys.executable, str(REPO / "examples" / "make_example.py"),
                              "--digits", "38", "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=120)

@@ -177,8 +177,12 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, capture_cond
         if not (run_dir / "run.json").is_file():
             raise click.UsageError("--folds needs a run folder (with run.json) for its recipe")
         info = json.loads((run_dir / "run.json").read_text())
-        result = folds(run_dir, data or info["data"],
-                       only=[int(k) for k in only.split(",")] if only else None,
+        try:
+            only_folds = [int(k) for k in only.split(",")] if only else None
+        except ValueError:
+            raise click.BadParameter(f"{only!r} is not a comma-separated list of fold numbers",
+                                     param_hint="--only") from None
+        result = folds(run_dir, data or info["data"], only=only_folds,
                        cache_dir=cache_dir, progress=not as_json, echo=_echo)
         if as_json:
             click.echo(json.dumps(result, indent=1))
