@@ -20,6 +20,8 @@ import numpy as np
 
 from .vad import SILENCE_DB, SPEECH_BAND, band_energy_db
 
+CALIBRATION_MARGIN_DB = 3.0  # a noise frame's energy varies about this much below the typical
+
 
 @dataclass(frozen=True)
 class GateParams:
@@ -34,15 +36,15 @@ class GateParams:
 
     frame: float = 0.010
     """Frame length of the decision grid."""
-    start_db: float = 9.0
+    start_db: float = 6.0
     """Onset threshold above the noise floor."""
-    stop_db: float = 4.0
+    stop_db: float = 3.0
     """Offset threshold above the noise floor (below start_db: hysteresis)."""
     min_start_db: float = -60.0
     """Absolute onset threshold, so digital silence and faint hiss never trigger."""
     band: tuple[float, float] | None = SPEECH_BAND
     """Frequencies (Hz) whose energy counts; None for the whole band."""
-    onset_frames: int = 2
+    onset_frames: int = 3
     """Consecutive loud frames needed to start (rejects clicks)."""
     pre_roll: float = 0.10
     """Audio kept before the onset, so soft onsets (s, f, th) are not clipped."""
@@ -53,7 +55,10 @@ class GateParams:
     min_duration: float = 0.10
     """Shorter bursts (onset to last loud frame) are dropped as noise."""
     max_duration: float = 1.5
-    """Longer speech is cut here; the gate then waits for quiet before re-arming."""
+    """Longer sound is cut here; the gate then waits for quiet before re-arming."""
+    drop_long: bool = True
+    """Drop sound longer than max_duration (no digit lasts that long: a fan switching on,
+    a sentence) instead of reporting its first max_duration as a truncated utterance."""
     calibrate: float = 0.25
     """Seconds at the start held until their quietest frame gives a first floor, then searched."""
     floor_window: float = 2.0
@@ -203,24 +208,30 @@ class Segmenter:
         return [u] if u else []
 
     def _replay(self) -> list[Utterance]:
-        """Run the gate over the calibration frames, starting from their quietest frame as floor.
+        """Run the gate over the calibration frames, with a floor measured on them.
 
-        A stream that starts with speech (a file holding one clip) has its
-        speech found: the quietest calibration frame is below it, and frames
-        inside speech never enter the floor.
+        The floor is their usual percentile, but at most CALIBRATION_MARGIN_DB
+        above the quietest frame: a stream that starts with speech (a file
+        holding one clip) has its speech found, the quietest frame lying below
+        it, while noise alone gets its usual floor. The floor
+        stays there for the replay; frames after it track it as usual.
         """
         held, self._calibrating = self._calibrating, []
-        self.floor = min(db for _, db in held)
+        levels = sorted(db for _, db in held)
+        percentile = levels[int(round(self.gate.floor_percentile / 100 * (len(levels) - 1)))]
+        quietest = min(percentile, levels[0] + CALIBRATION_MARGIN_DB)
+        self.floor = quietest
         end, out = self.frame_index, []
         for index, (frame, db) in enumerate(held):
             self.frame_index = index + 1
-            u = self._detect(frame, db, index)
+            u = self._detect(frame, db, index, track=False)
             if u:
                 out.append(u)
         self.frame_index = end
+        self._track_floor(quietest)  # later frames outside speech take over from here
         return out
 
-    def _detect(self, frame: np.ndarray, db: float, index: int) -> Utterance | None:
+    def _detect(self, frame: np.ndarray, db: float, index: int, track: bool = True) -> Utterance | None:
         """The gate's state machine for frame ``index``; an utterance if one just closed."""
         start, stop = self.thresholds()
         if self._state == "speech":
@@ -233,7 +244,8 @@ class Segmenter:
             if index - self._last_loud >= self._hangover:
                 return self._close(truncated=False)
             return None
-        self._track_floor(db)
+        if track:
+            self._track_floor(db)
         self._history.append(frame)
         if self._state == "refractory":
             self._run = self._run + 1 if db <= stop else 0
@@ -262,7 +274,7 @@ class Segmenter:
         self._history.extend(after)  # pre-roll for the next utterance
         self._state = "refractory" if truncated else "idle"
         self._run = 0
-        if self._last_loud + 1 - self._onset < self._min_frames:
+        if self._last_loud + 1 - self._onset < self._min_frames or (truncated and self.gate.drop_long):
             return None
         return Utterance(
             start=self._start_frame * self.frame_seconds,

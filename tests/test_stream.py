@@ -119,8 +119,8 @@ def test_clicks_shorter_than_the_minimum_are_dropped():
 
 
 def test_hysteresis_keeps_a_fading_word_whole():
-    # A loud onset, then a tail between the stop and start thresholds (about 6 dB above noise).
-    x = signal([(1.0, 0.3, -25), (1.3, 0.3, -54)], 3.0)
+    # A loud onset, then a tail between the stop and start thresholds (about 4-5 dB above noise).
+    x = signal([(1.0, 0.3, -25), (1.3, 0.3, -59)], 3.0)
     utterances = segment(x, 512)
     assert len(utterances) == 1
     assert utterances[0].end >= 1.55
@@ -138,8 +138,14 @@ def test_a_pause_longer_than_the_hangover_splits_words():
     assert len(segment(x, 512, gate=GateParams(hangover=0.4))) == 1
 
 
-def test_long_sound_is_cut_at_max_duration_once():
-    gate = GateParams(max_duration=1.0)
+def test_long_sound_is_dropped_and_the_gate_rearms_after_it():
+    x = signal([(1.0, 4.0, -20), (6.0, 0.4, -25)], 7.5)
+    utterances = segment(x, 512, gate=GateParams(max_duration=1.0))
+    assert [round(u.start, 2) for u in utterances] == [round(6.0 - GateParams().pre_roll, 2)]
+
+
+def test_long_sound_is_cut_at_max_duration_once_when_kept():
+    gate = GateParams(max_duration=1.0, drop_long=False)
     utterances = segment(signal([(1.0, 4.0, -20)], 7.0), 512, gate=gate)
     assert len(utterances) == 1
     assert utterances[0].truncated
