@@ -146,7 +146,8 @@ def _warn(message: str) -> None:
 @click.option("--calibrate", type=click.FloatRange(0, 30), default=0.25, show_default=True, callback=_finite,
               help="Seconds at the start held until their quietest 10 ms gives a first noise "
                    "floor, then searched for speech.")
-@click.option("--hangover", type=click.FloatRange(0.02, 2), default=0.2, show_default=True, callback=_finite,
+@click.option("--hangover", type=click.FloatRange(0.02, 2), default=GateParams().hangover, show_default=True,
+              callback=_finite,
               help="Seconds of quiet that end an utterance (added to every decision's delay).")
 @click.option("--sequence", is_flag=True,
               help="Print numbers: digits separated by pauses shorter than --sequence-gap.")

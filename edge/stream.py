@@ -44,13 +44,16 @@ class GateParams:
     """Absolute onset threshold, so digital silence and faint hiss never trigger."""
     band: tuple[float, float] | None = SPEECH_BAND
     """Frequencies (Hz) whose energy counts; None for the whole band."""
+    peak_drop_db: float = 30.0
+    """Speech also ends when it stays this far below its own loudest frame (clean, reverberant
+    rooms: a floor far below speech would otherwise join digits spoken at a natural pace)."""
     onset_frames: int = 3
     """Consecutive loud frames needed to start (rejects clicks)."""
     pre_roll: float = 0.10
     """Audio kept before the onset, so soft onsets (s, f, th) are not clipped."""
     tail: float = 0.05
     """Audio kept after the last loud frame."""
-    hangover: float = 0.20
+    hangover: float = 0.12
     """Quiet time that ends an utterance (the wait before a decision)."""
     min_duration: float = 0.10
     """Shorter bursts (onset to last loud frame) are dropped as noise."""
@@ -136,6 +139,7 @@ class Segmenter:
         self._start_frame = 0         # first frame of the utterance (pre-roll included)
         self._last_loud = 0           # last frame above the stop threshold
         self._onset = 0               # first loud frame of the utterance
+        self._peak = SILENCE_DB       # loudest frame of the utterance so far, dB
 
     @property
     def frame_seconds(self) -> float:
@@ -236,7 +240,8 @@ class Segmenter:
         start, stop = self.thresholds()
         if self._state == "speech":
             self._speech.append(frame)
-            if db > stop:
+            self._peak = max(self._peak, db)
+            if db > max(stop, self._peak - self.gate.peak_drop_db):
                 self._last_loud = index
             if index - self._onset + 1 >= self._max_frames:
                 self._last_loud = index
@@ -255,6 +260,7 @@ class Segmenter:
         self._run = self._run + 1 if db > start else 0
         if self._run >= self.gate.onset_frames:
             self._state = "speech"
+            self._peak = db
             self._onset = index - self._run + 1
             self._last_loud = index
             self._speech = list(self._history)

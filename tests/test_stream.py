@@ -120,7 +120,7 @@ def test_clicks_shorter_than_the_minimum_are_dropped():
 
 def test_hysteresis_keeps_a_fading_word_whole():
     # A loud onset, then a tail between the stop and start thresholds (about 4-5 dB above noise).
-    x = signal([(1.0, 0.3, -25), (1.3, 0.3, -59)], 3.0)
+    x = signal([(1.0, 0.3, -35), (1.3, 0.3, -59)], 3.0)
     utterances = segment(x, 512)
     assert len(utterances) == 1
     assert utterances[0].end >= 1.55
@@ -196,3 +196,13 @@ def test_sequence_grouper_splits_on_long_pauses():
     assert grouper.advance(5.0) == []
     assert [[d for d, _, _ in g] for g in grouper.advance(5.5)] == [["9"]]
     assert grouper.flush() == []
+
+
+def test_speech_ends_when_far_below_its_own_peak_even_over_digital_silence():
+    # Two words, the first with a faint tail (about 40 dB below its peak) that lasts until
+    # the second starts, over digital silence: the floor (-120 dB) would join them into one,
+    # the offset relative to the word's own peak splits them.
+    bursts = [(1.0, 0.3, -20), (1.3, 0.45, -62), (1.75, 0.3, -20)]
+    x = signal(bursts, 3.0) - signal([], 3.0)  # the same seed: the bursts without the noise
+    assert [round(u.start, 2) for u in segment(x, 512)] == [0.9, 1.65]
+    assert len(segment(x, 512, gate=GateParams(peak_drop_db=99))) == 1
