@@ -290,15 +290,17 @@ def non_digit_speech(model: Model, words: list[tuple[str, Path]], rate: int, gat
 @click.option("--noise-minutes", type=click.FloatRange(0.5, None), default=60.0, show_default=True,
               help="Length of the noise and the hum streams (false alarms).")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option("--vad", type=click.Choice(["energy", "webrtc"]), default="energy", show_default=True,
+              help="Frame decision of the gate (webrtc writes stream-webrtc.md/.json).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=RESULTS,
               show_default=True)
 def main(model_path: str | None, fsdd: Path | None, hd_en: Path | None, digits: int,
-         noise_minutes: float, min_confidence: float, seed: int, out: Path) -> None:
+         noise_minutes: float, min_confidence: float, vad: str, seed: int, out: Path) -> None:
     """Score the listen path on seeded digit streams and long noise; write stream.md/.json."""
     started = time.perf_counter()
     model = Model.load(model_path)
-    gate = GateParams()
+    gate = GateParams(vad=vad)
     hd_root = hd_en or REPO.parent / "shared" / "datasets" / "hd-en"
     corpora = {"HD-EN (10 unseen speakers, 16 kHz)": (corpus_clips(hd_root, lambda take: True), 16000),
                "FSDD takes 0-4 (6 speakers seen in training, 8 kHz)":
@@ -329,15 +331,18 @@ def main(model_path: str | None, fsdd: Path | None, hd_en: Path | None, digits: 
             model, words, 8000, gate, min_confidence, seed)
     results["seconds"] = round(time.perf_counter() - started, 1)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "stream.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "stream.md").write_text(report(results, digits, noise_minutes))
+    name = "stream" if vad == "energy" else f"stream-{vad}"
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{name}.md").write_text(report(results, digits, noise_minutes))
     click.echo(report(results, digits, noise_minutes))
 
 
 def report(results: dict[str, Any], digits: int, noise_minutes: float) -> str:
     """The markdown tables of a results dict."""
-    lines = [f"# Stream benchmark\n\n`python -m benchmarks.stream_bench --digits {digits} "
-             f"--noise-minutes {noise_minutes:g}` (seed {results['seed']}, model "
+    vad = results["gate"]["vad"]
+    lines = [f"# Stream benchmark ({vad} VAD)\n\n`python -m benchmarks.stream_bench --digits {digits} "
+             f"--noise-minutes {noise_minutes:g}" + ("" if vad == "energy" else f" --vad {vad}")
+             + f"` (seed {results['seed']}, model "
              f"`{Path(results['model']).name}`, min confidence {results['min_confidence']}).\n",
              "Conditions: " + "; ".join(f"**{k}**: {v}" for k, v in results["conditions"].items()) + ".\n",
              "| speakers | condition | digits | found | subst. | deleted | inserted | sequence score "

@@ -149,6 +149,9 @@ def _warn(message: str) -> None:
 @click.option("--hangover", type=click.FloatRange(0.02, 2), default=GateParams().hangover, show_default=True,
               callback=_finite,
               help="Seconds of quiet that end an utterance (added to every decision's delay).")
+@click.option("--vad", type=click.Choice(["energy", "webrtc"]), default="energy", show_default=True,
+              help="How frames are judged: speech-band energy against the tracked noise floor, or "
+                   "WebRTC's classifier (needs the vad extra).")
 @click.option("--sequence", is_flag=True,
               help="Print numbers: digits separated by pauses shorter than --sequence-gap.")
 @click.option("--sequence-gap", type=click.FloatRange(0.1, 30), default=1.0, show_default=True, callback=_finite,
@@ -161,7 +164,7 @@ def _warn(message: str) -> None:
 def listen(model_path: str | None, backend: str | None, input_path: str | None,
            device: str | None, list_devices: bool, samplerate: int | None, channels: int,
            pcm_format: str, block: int | None, realtime: bool, min_confidence: float,
-           shifts: int, calibrate: float, hangover: float, sequence: bool, sequence_gap: float,
+           shifts: int, calibrate: float, hangover: float, vad: str, sequence: bool, sequence_gap: float,
            duration: float | None, as_json: bool) -> None:
     """Recognise spoken digits continuously, from a microphone or a recording.
 
@@ -185,7 +188,7 @@ def listen(model_path: str | None, backend: str | None, input_path: str | None,
         _print_devices(as_json)
         return
     model = Model.load(model_path, backend=backend)
-    gate = GateParams(calibrate=calibrate, hangover=hangover)
+    gate = GateParams(calibrate=calibrate, hangover=hangover, vad=vad)
     output = Output(as_json, sequence_gap if sequence else None, min_confidence)
     previous = {signum: signal.signal(signum, _raise_stopped)
                 for signum in (signal.SIGTERM, signal.SIGHUP)}

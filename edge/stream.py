@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .vad import SILENCE_DB, SPEECH_BAND, band_energy_db
+from .vad import SILENCE_DB, SPEECH_BAND, WebRtcLevels, band_energy_db
 
 CALIBRATION_MARGIN_DB = 3.0  # a noise frame's energy varies about this much below the typical
 
@@ -44,6 +44,9 @@ class GateParams:
     """Absolute onset threshold, so digital silence and faint hiss never trigger."""
     band: tuple[float, float] | None = SPEECH_BAND
     """Frequencies (Hz) whose energy counts; None for the whole band."""
+    vad: str = "energy"
+    """Frame decision: "energy" (speech-band energy against the floor) or "webrtc"
+    (WebRTC's classifier per 10 ms frame; the ``vad`` extra)."""
     peak_drop_db: float = 30.0
     """Speech also ends when it stays this far below its own loudest frame (clean, reverberant
     rooms: a floor far below speech would otherwise join digits spoken at a natural pace)."""
@@ -78,6 +81,8 @@ class GateParams:
             raise ValueError("onset_frames must be at least 1")
         if min(self.pre_roll, self.tail, self.hangover, self.min_duration, self.calibrate) < 0:
             raise ValueError("durations must not be negative")
+        if self.vad not in ("energy", "webrtc"):
+            raise ValueError("vad must be 'energy' or 'webrtc'")
         if self.max_duration <= self.min_duration:
             raise ValueError("max_duration must exceed min_duration")
         if self.floor_window < self.frame or not 0 <= self.floor_percentile <= 100:
@@ -127,6 +132,7 @@ class Segmenter:
         self._floor_window = max(1, self._frames_of(g.floor_window))
         self._floor_recent: collections.deque[float] = collections.deque()
         self._floor_sorted: list[float] = []  # the same values, sorted
+        self._webrtc = WebRtcLevels(self.rate) if g.vad == "webrtc" else None
         self._pending = np.zeros(0, dtype=np.float32)
         self._previous = np.zeros(self.frame, dtype=np.float32)  # the frame before the next one
         self._history: collections.deque[np.ndarray] = collections.deque(
@@ -178,7 +184,10 @@ class Segmenter:
         # long enough to hold two pitch periods, so voiced speech does not flicker.
         before = np.concatenate([self._previous[None, :], frames[:-1]])
         self._previous = frames[-1]
-        energies = band_energy_db(np.hstack([before, frames]), self.rate, self.gate.band)
+        if self._webrtc is not None:
+            energies = self._webrtc(frames)
+        else:
+            energies = band_energy_db(np.hstack([before, frames]), self.rate, self.gate.band)
         return [u for frame, db in zip(frames, energies) for u in self._step(frame, float(db))]
 
     def flush(self) -> list[Utterance]:

@@ -54,3 +54,38 @@ def band_energy_db(frames: np.ndarray, rate: int,
         spectrum = np.fft.rfft(frames * _window(frames.shape[1]), n_fft, axis=1)
         power = (np.abs(spectrum) ** 2) @ weights
     return 10.0 * np.log10(np.maximum(power, 10.0 ** (SILENCE_DB / 10.0)))
+
+
+WEBRTC_RATES = (8000, 16000, 32000, 48000)
+WEBRTC_HINT = "pip install 'audiomnist-edge[vad]'"
+
+
+class WebRtcLevels:
+    """WebRTC's voice-activity decision per 10/20/30 ms frame, as levels the gate understands.
+
+    A speech frame gets 0 dB and any other SILENCE_DB, so the energy gate's
+    thresholds (relative to a floor at SILENCE_DB, or absolute) turn into the
+    WebRTC decision. Needs the ``vad`` extra (webrtcvad-wheels).
+
+    Args:
+        rate: sample rate in Hz (8, 16, 32 or 48 kHz).
+        aggressiveness: 0 (keeps most) to 3 (rejects most non-speech).
+    """
+
+    def __init__(self, rate: int, aggressiveness: int = 2) -> None:
+        try:
+            import webrtcvad
+        except ImportError:
+            from .errors import EdgeError
+
+            raise EdgeError(f"--vad webrtc needs the vad extra: {WEBRTC_HINT}") from None
+        if rate not in WEBRTC_RATES:
+            raise ValueError(f"WebRTC VAD works at {', '.join(map(str, WEBRTC_RATES))} Hz, not {rate}")
+        self.rate = rate
+        self._vad = webrtcvad.Vad(aggressiveness)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """Levels in dB, shape (n,), of an (n, frame) float array (frames in stream order)."""
+        pcm = np.clip(np.round(frames * 32768), -32768, 32767).astype("<i2")
+        speech = [self._vad.is_speech(row.tobytes(), self.rate) for row in pcm]
+        return np.where(speech, 0.0, SILENCE_DB)

@@ -206,3 +206,15 @@ def test_speech_ends_when_far_below_its_own_peak_even_over_digital_silence():
     x = signal(bursts, 3.0) - signal([], 3.0)  # the same seed: the bursts without the noise
     assert [round(u.start, 2) for u in segment(x, 512)] == [0.9, 1.65]
     assert len(segment(x, 512, gate=GateParams(peak_drop_db=99))) == 1
+
+
+def test_webrtc_vad_finds_the_bursts_block_size_invariantly():
+    pytest.importorskip("webrtcvad")
+    gate = GateParams(vad="webrtc")
+    x = signal(BURSTS, 6.0)
+    utterances = segment(x, 400, gate=gate)
+    assert len(utterances) == len(BURSTS)
+    for u, (start, length, _) in zip(utterances, BURSTS):
+        assert start - 0.2 <= u.start <= start and start + length - 0.1 <= u.end <= start + length + 0.2
+    assert [(u.start, u.end) for u in segment(x, 1234, gate=gate)] == [(u.start, u.end) for u in utterances]
+    assert segment(signal([], 4.0), 512, gate=gate) == []
