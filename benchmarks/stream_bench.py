@@ -29,6 +29,8 @@ from typing import Any, Callable, Iterator
 import click
 import numpy as np
 
+from audiomnist_edge.config import FeatureParams
+from audiomnist_edge.features import speech_bounds
 from audiomnist_edge.model import Model
 from audiomnist_edge.recognizer import Detection, Recognizer
 from audiomnist_edge.resample import resample
@@ -59,6 +61,7 @@ NON_DIGIT_WORDS = (
     "computer telephone elephant umbrella holiday birthday question answer message picture"
 ).split()
 FLITE_VOICES = ("kal", "awb", "rms", "slt")
+SPEECH_END_PARAMS = FeatureParams()  # trim_db 30 on 25 ms frames: where a clip's speech ends
 
 
 @dataclass
@@ -74,10 +77,14 @@ class Score:
     edit_distance: int = 0
     latencies: list[float] = field(default_factory=list)
 
-    def add(self, truth: list[tuple[str, float, float]], found: list[Detection]) -> None:
-        """Match detections to spoken digits by overlap (one each), then count."""
+    def add(self, truth: list[tuple[str, float, float, float]], found: list[Detection]) -> None:
+        """Match detections to spoken digits by overlap (one each), then count.
+
+        Latency runs from the end of speech to the decision: the rest of the
+        hang-over plus the time to decide.
+        """
         used: set[int] = set()
-        for label, start, end in truth:
+        for label, start, end, speech_end in truth:
             overlaps = [(min(end, d.end) - max(start, d.start), i) for i, d in enumerate(found)
                         if i not in used and d.start < end and d.end > start]
             self.digits += 1
@@ -92,11 +99,11 @@ class Score:
                 self.deletions += 1
             elif d.digit == label:
                 self.correct += 1
-                self.latencies.append(d.end + d.hangover_ms / 1e3 + d.latency_ms / 1e3 - end)
+                self.latencies.append(d.end + d.hangover_ms / 1e3 + d.latency_ms / 1e3 - speech_end)
             else:
                 self.substitutions += 1
         self.insertions += sum(1 for i, d in enumerate(found) if i not in used and d.digit is not None)
-        said = [label for label, _, _ in truth]
+        said = [label for label, *_ in truth]
         heard = [d.digit for d in found if d.digit is not None]
         self.edit_distance += edit_distance(said, heard)
 
@@ -129,8 +136,12 @@ def corpus_clips(root: Path, takes: Callable[[int], bool]) -> list[tuple[str, Pa
 
 
 def build_stream(clips: list[tuple[str, Path]], count: int, rate: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
-    """``count`` random clips as numbers at a natural pace; (samples at rate, truth)."""
+                 rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[str, float, float, float]]]:
+    """``count`` random clips as numbers at a natural pace; (samples at rate, truth).
+
+    Truth holds (digit, clip start, clip end, end of speech) in seconds; the end
+    of speech is where the clip's last frame within 30 dB of its loudest ends.
+    """
     chosen = rng.choice(len(clips), count, replace=False)
     parts, truth, t = [np.zeros(rate, dtype=np.float32)], [], rate
     left_in_number = int(rng.integers(3, 6))
@@ -138,7 +149,8 @@ def build_stream(clips: list[tuple[str, Path]], count: int, rate: int,
         label, path = clips[k]
         samples, clip_rate = read_wav(path)
         samples = resample(samples, clip_rate, rate)
-        truth.append((label, t / rate, (t + len(samples)) / rate))
+        speech_end = speech_bounds(samples, SPEECH_END_PARAMS)[1]
+        truth.append((label, t / rate, (t + len(samples)) / rate, (t + speech_end) / rate))
         left_in_number -= 1
         if left_in_number == 0:
             pause, left_in_number = rng.uniform(0.8, 1.5), int(rng.integers(3, 6))
