@@ -21,7 +21,6 @@ from pathlib import Path
 
 import click
 import numpy as np
-
 from audiomnist_edge.resample import resample
 
 from .clips import recordings

@@ -22,11 +22,9 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 import numpy as np
-
 from audiomnist_edge.model import Model
 from audiomnist_edge.recognizer import Recognizer
 from audiomnist_edge.resample import resample

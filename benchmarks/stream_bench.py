@@ -22,13 +22,13 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import click
 import numpy as np
-
 from audiomnist_edge.config import FeatureParams
 from audiomnist_edge.features import speech_bounds
 from audiomnist_edge.model import Model
@@ -45,10 +45,10 @@ NOISE_DBFS = -50.0            # the padding-noise condition's level
 CONDITIONS = {
     "clean": "digital silence between digits",
     "padding": f"white noise at {NOISE_DBFS:.0f} dBFS throughout",
-    "snr20": "white noise 20 dB below the speech's mean power",
-    "snr10": "white noise 10 dB below the speech's mean power",
+    "snr20": "white noise 20 dB below the speech (every clip at -26 dBFS RMS over its speech)",
+    "snr10": "white noise 10 dB below the speech",
     "reverb": "exponential-decay room response, RT60 0.3-0.6 s, noise at -60 dBFS",
-    "quiet": "everything 20 dB quieter (speech and a -70 dBFS noise floor)",
+    "quiet": "speech 20 dB quieter (-46 dBFS RMS, peaks near -35 dBFS) over -70 dBFS noise",
     "hum": "50 Hz hum at -30 dBFS (+150/250 Hz harmonics) over -60 dBFS noise",
 }
 NON_DIGIT_WORDS = (
@@ -61,6 +61,7 @@ NON_DIGIT_WORDS = (
     "computer telephone elephant umbrella holiday birthday question answer message picture"
 ).split()
 FLITE_VOICES = ("kal", "awb", "rms", "slt")
+SPEECH_DBFS = -26.0          # every clip's RMS over its speech, before the condition
 SPEECH_END_PARAMS = FeatureParams()  # trim_db 30 on 25 ms frames: where a clip's speech ends
 
 
@@ -139,8 +140,10 @@ def build_stream(clips: list[tuple[str, Path]], count: int, rate: int,
                  rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[str, float, float, float]]]:
     """``count`` random clips as numbers at a natural pace; (samples at rate, truth).
 
-    Truth holds (digit, clip start, clip end, end of speech) in seconds; the end
-    of speech is where the clip's last frame within 30 dB of its loudest ends.
+    Every clip is scaled to SPEECH_DBFS over its speech (so an SNR holds for every
+    digit; the quiet condition tests level). Truth holds (digit, clip start, clip
+    end, end of speech) in seconds; the end of speech is where the clip's last
+    frame within 30 dB of its loudest ends.
     """
     chosen = rng.choice(len(clips), count, replace=False)
     parts, truth, t = [np.zeros(rate, dtype=np.float32)], [], rate
@@ -149,7 +152,9 @@ def build_stream(clips: list[tuple[str, Path]], count: int, rate: int,
         label, path = clips[k]
         samples, clip_rate = read_wav(path)
         samples = resample(samples, clip_rate, rate)
-        speech_end = speech_bounds(samples, SPEECH_END_PARAMS)[1]
+        speech_start, speech_end = speech_bounds(samples, SPEECH_END_PARAMS)
+        rms = np.sqrt(np.mean(np.square(samples[speech_start:speech_end], dtype=np.float64)))
+        samples = (samples * 10 ** (SPEECH_DBFS / 20) / max(rms, 1e-6)).astype(np.float32)
         truth.append((label, t / rate, (t + len(samples)) / rate, (t + speech_end) / rate))
         left_in_number -= 1
         if left_in_number == 0:
@@ -181,8 +186,7 @@ def noise(n: int, dbfs: float, rng: np.random.Generator) -> np.ndarray:
 def condition(name: str, speech: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
     """The stream under one capture condition (see CONDITIONS), clipped to [-1, 1]."""
     x = speech.astype(np.float64)
-    active = x[np.abs(x) > 1e-4]
-    power = np.mean(active ** 2) if len(active) else 1e-6
+    power = 10 ** (SPEECH_DBFS / 10)
     if name == "padding":
         x = x + noise(len(x), NOISE_DBFS, rng)
     elif name in ("snr20", "snr10"):

@@ -28,7 +28,8 @@ _API = {
     "read_wav": "wav", "open_audio": "wav", "AudioError": "wav",
     "FeatureParams": "config", "GateParams": "stream", "EdgeError": "errors",
 }
-__all__ = sorted(_API)
+__all__ = ["AudioError", "Detection", "EdgeError", "FeatureParams", "GateParams", "Model",
+           "Prediction", "Recognizer", "open_audio", "read_wav", "recognize_file"]
 
 if TYPE_CHECKING:
     from .config import FeatureParams

@@ -10,7 +10,8 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, BinaryIO, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -195,7 +196,7 @@ class Microphone:
         except queue.Full:
             self.dropped += 1
 
-    def __enter__(self) -> "Microphone":
+    def __enter__(self) -> Microphone:
         try:
             self._stream.start()
         except self._sd.PortAudioError as exc:

@@ -15,8 +15,9 @@ import io
 import os
 import stat
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -268,7 +269,7 @@ class SoundFileReader:
 AudioReader = WavReader | SoundFileReader
 
 
-class open_audio:  # noqa: N801 (used like open())
+class open_audio:
     """Open an audio source for reading in blocks; a context manager yielding a reader.
 
     ``source`` is a path (regular file or FIFO; ``-`` is stdin), bytes, or a
@@ -285,7 +286,7 @@ class open_audio:  # noqa: N801 (used like open())
         self.name = _name(source)
         self._close: list[Any] = []
 
-    def __enter__(self) -> "NamedReader":
+    def __enter__(self) -> NamedReader:
         try:
             reader = self._open()
         except AudioError as exc:
@@ -324,7 +325,7 @@ class open_audio:  # noqa: N801 (used like open())
             reader = SoundFileReader(path)
             self._close.append(reader)
             return reader
-        stream = open(path, "rb")  # noqa: SIM115 (closed in __exit__)
+        stream = open(path, "rb")
         self._close.append(stream)
         if regular and stream.read(4) in (b"fLaC", b"OggS", b"ID3\x03", b"ID3\x04"):
             stream.close()
@@ -407,10 +408,11 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int, bi
 
 
 def _name(source: object) -> str:
+    """How messages name a source: its path, <stdin>, <bytes> or a stream's name."""
     if isinstance(source, str) and source == "-":
         return "<stdin>"
     if isinstance(source, (bytes, bytearray)):
         return "<bytes>"
     if hasattr(source, "read"):
-        return getattr(source, "name", "<stream>")
-    return os.fspath(source)
+        return str(getattr(source, "name", "<stream>"))
+    return str(source)

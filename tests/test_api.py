@@ -30,7 +30,7 @@ def test_public_names_resolve_to_their_modules():
     assert callable(read_wav) and callable(recognize_file)
     assert set(audiomnist_edge.__all__) <= set(dir(audiomnist_edge))
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
-        audiomnist_edge.Nope  # noqa: B018
+        audiomnist_edge.Nope
 
 
 def test_typed_marker_ships_with_the_package():

@@ -10,7 +10,6 @@ import types
 
 import numpy as np
 import pytest
-
 from audiomnist_edge import sources
 from audiomnist_edge.sources import DeviceError, Microphone
 

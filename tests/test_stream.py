@@ -6,12 +6,12 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from audiomnist_edge.config import FeatureParams
 from audiomnist_edge.features import clip_features
 from audiomnist_edge.resample import Resampler, resample
 from audiomnist_edge.stream import GateParams, Segmenter, SequenceGrouper
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 RATE = 8000
 NOISE_DBFS = -60.0

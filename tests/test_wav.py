@@ -11,10 +11,9 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from audiomnist_edge.wav import AudioError, open_audio, read_wav, read_wav_info, wav_bytes, write_wav
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from audiomnist_edge.wav import AudioError, open_audio, read_wav, read_wav_info, wav_bytes, write_wav
 
 
 def riff(fmt_chunk: bytes, data: bytes, extra_chunks: bytes = b"", data_size: int | None = None) -> bytes:
