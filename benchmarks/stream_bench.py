@@ -54,9 +54,9 @@ CONDITIONS = {
 NON_DIGIT_WORDS = (
     "hello yes no stop go left right up down open close light music weather morning evening "
     "coffee kitchen garden window table chair water paper yellow purple orange apple banana "
-    "people happy simple number letter morning summer winter friday monday station market "
-    "doctor teacher window basket pocket silver golden button rabbit dragon pencil camera "
-    "letter middle problem system minute hour welcome thanks please sorry maybe later again "
+    "people happy simple number letter candle summer winter friday monday station market "
+    "doctor teacher forest basket pocket silver golden button rabbit dragon pencil camera "
+    "bottle middle problem system minute hour welcome thanks please sorry maybe later again "
     "travel little large small quick slowly because between under over inside outside "
     "computer telephone elephant umbrella holiday birthday question answer message picture"
 ).split()

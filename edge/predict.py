@@ -29,10 +29,12 @@ class InputError(EdgeError):
 
 
 def expand_paths(arguments: tuple[str, ...]) -> Iterator[tuple[str, InputError | None]]:
-    """(file, problem) for each argument; a folder stands for its audio files, sorted."""
+    """(file, problem) for each argument; a folder stands for its audio files, sorted; - is stdin."""
     for argument in arguments:
         path = Path(argument)
-        if path.is_dir():
+        if argument == "-":
+            yield argument, None  # a WAV stream on stdin
+        elif path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
             if not files:
                 yield argument, InputError(f"{argument}: folder holds no .wav files")
@@ -125,6 +127,7 @@ def predict(files: tuple[str, ...], model_path: str | None, top_k: int, backend:
       audiomnist-edge predict one.wav two.wav --top-k 1
       audiomnist-edge predict --json recordings/ | jq -r '[.file, .digit] | @tsv'
       audiomnist-edge predict --model my-int8.tflite clip.wav
+      sox long.flac -t wav - | audiomnist-edge predict -     # a WAV stream on stdin
     """
     model = Model.load(model_path, backend=backend)
     if not as_json:

@@ -54,7 +54,7 @@ class GateParams:
     """Consecutive loud frames needed to start (rejects clicks)."""
     pre_roll: float = 0.10
     """Audio kept before the onset, so soft onsets (s, f, th) are not clipped."""
-    tail: float = 0.05
+    tail: float = 0.10
     """Audio kept after the last loud frame."""
     hangover: float = 0.12
     """Quiet time that ends an utterance (the wait before a decision)."""

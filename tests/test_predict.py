@@ -184,3 +184,29 @@ def test_make_example_writes_small_16k_files(tmp_path) -> None:
         samples, info = read_wav_info(f)
         assert (info.sample_rate, info.bits) == (16000, 16)
         assert 0.2 < len(samples) / 16000 < 1.5 and np.abs(samples).max() > 0.5
+
+
+def test_a_wav_stream_on_stdin_and_a_file_with_several_digits(model_path, clips, tmp_path) -> None:
+    samples = [read_wav(c)[0] for c in clips[:3]]
+    gap = np.zeros(4000, dtype=np.float32)
+    three = np.concatenate([gap, samples[0], gap, samples[1], gap, samples[2], gap])
+    from audiomnist_edge.wav import wav_bytes, write_wav
+
+    write_wav(tmp_path / "three.wav", three, 8000)
+    (tmp_path / "silence.wav").write_bytes(wav_bytes(np.zeros(8000), 8000))
+    args = [sys.executable, "-m", "audiomnist_edge", "predict", "--model", str(model_path), "--json",
+            "--min-confidence", "0"]
+    piped = subprocess.run([*args, "-"], input=(tmp_path / "three.wav").read_bytes(),
+                           capture_output=True, timeout=300)
+    assert piped.returncode == 0, piped.stderr.decode()
+    [from_stdin] = [json.loads(line) for line in piped.stdout.decode().splitlines()]
+    [from_file, silence] = records(run("predict", "--model", str(model_path), "--json", "--min-confidence", "0",
+                                       str(tmp_path / "three.wav"), str(tmp_path / "silence.wav")))
+    assert from_stdin["utterances"] == from_file["utterances"] and from_stdin["file"] == "-"
+    assert len(from_file["utterances"]) == 3 and from_file["digit"] is None
+    assert from_file["sequence"] == "".join(str(u["digit"]) for u in from_file["utterances"])
+    starts = [u["start"] for u in from_file["utterances"]]
+    assert starts == sorted(starts) and starts[1] > 0.5 + len(samples[0]) / 8000
+    assert silence["utterances"] == [] and silence["sequence"] == "" and silence["digit"] is None
+    human = run("predict", "--model", str(model_path), str(tmp_path / "silence.wav"))
+    assert "no speech found" in human.stdout
