@@ -57,16 +57,21 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], FeaturePara
     return info, metrics, params
 
 
+def folder_names(paths: str | list[str]) -> str | list[str]:
+    """The last component of a path, or of each path in a list."""
+    return Path(paths).name if isinstance(paths, str) else [Path(p).name for p in paths]
+
+
 def training_summary(run_dir: Path, info: dict[str, Any], metrics: dict[str, Any],
                      y_train: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
     """What the model was trained on, from the run files (bulky entries such as history left out)."""
     summary = {key: value for key, value in info.items() if key not in ("history", "data_summary")}
     # Folder names only: a shipped model should not carry the training machine's paths.
     if summary.get("data"):
-        summary["data"] = Path(summary["data"]).name
+        summary["data"] = folder_names(summary["data"])
     recipe = dict(summary.get("recipe") or {})
     if recipe.get("synth"):
-        recipe["synth"] = Path(recipe["synth"]).name
+        recipe["synth"] = folder_names(recipe["synth"])
     summary["recipe"] = recipe
     data_summary = dict(info.get("data_summary") or {})
     if isinstance(data_summary.get("skipped"), list):

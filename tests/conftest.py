@@ -1,4 +1,4 @@
-"""Shared fixtures: where the FSDD recordings are, and small helpers."""
+"""Shared fixtures: where the corpora (FSDD, HD-EN) are, and small helpers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FSDD_ENV = "AUDIOMNIST_EDGE_FSDD"
+HDEN_ENV = "AUDIOMNIST_EDGE_HDEN"
 
 
 def fsdd_root() -> Path:
@@ -16,16 +17,31 @@ def fsdd_root() -> Path:
     return Path(os.environ.get(FSDD_ENV, REPO.parent / "shared" / "datasets" / "fsdd"))
 
 
-@pytest.fixture(scope="session")
-def fsdd() -> Path:
-    """The FSDD root (holding recordings/); skips locally, fails in CI, when absent."""
-    root = fsdd_root()
+def hd_en_root() -> Path:
+    """The HD-EN folder: $AUDIOMNIST_EDGE_HDEN, else ../shared/datasets/hd-en beside the repo."""
+    return Path(os.environ.get(HDEN_ENV, REPO.parent / "shared" / "datasets" / "hd-en"))
+
+
+def _corpus(root: Path, name: str, env: str) -> Path:
+    """A corpus root holding recordings/; skips locally, fails in CI, when absent."""
     if not (root / "recordings").is_dir():
-        message = f"FSDD not found at {root} (set {FSDD_ENV})"
+        message = f"{name} not found at {root} (set {env})"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
     return root
+
+
+@pytest.fixture(scope="session")
+def fsdd() -> Path:
+    """The FSDD root (6 speakers, 8 kHz)."""
+    return _corpus(fsdd_root(), "FSDD", FSDD_ENV)
+
+
+@pytest.fixture(scope="session")
+def hd_en() -> Path:
+    """The HD-EN root (10 speakers, 16 kHz)."""
+    return _corpus(hd_en_root(), "HD-EN", HDEN_ENV)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,9 @@
 Pure functions of (samples, parameters[, rng]); all operate on float32 mono at
 the model's sample rate. The mel-filterbank warp (VTLP-like) is applied when
 the features are computed: ``clip_features(samples, params, warp=...)``.
-Augmentation is for training only; evaluation always sees clean clips.
+With ``capture > 0`` a copy may instead go through the capture chain of
+``capture.py`` (rooms, padding, noise, microphone colour). Augmentation is for
+training only; evaluation sees clean clips or the fixed ``conditions.py`` set.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 
 from ..config import FeatureParams
 from ..features import clip_features
+from .capture import CaptureParams, load_babble_bank, random_capture, rir_bank
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,9 +32,36 @@ class AugmentParams:
     noise_probability: float = 0.8
     warp: float = 0.12
     """Mel-filterbank warp: factor drawn from [1 - warp, 1]."""
+    capture: float = 0.0
+    """Probability per copy of the capture chain (capture.random_capture) in place of
+    gain, shift and white noise; 0 keeps the augmentation above unchanged."""
+    capture_reverb: float = 0.5
+    """Probability of room reverberation within the capture chain."""
+    capture_rt60: tuple[float, float] = (0.1, 0.8)
+    capture_rirs: int = 200
+    """Simulated rooms in the impulse-response bank (built once, cached)."""
+    capture_snr_db: tuple[float, float] = (0.0, 30.0)
+    capture_gain_db: tuple[float, float] = (-30.0, 6.0)
+    capture_floor_dbfs: tuple[float, float] = (-70.0, -35.0)
+    babble_bank: str = ""
+    """A babble bank .npz (capture.build_babble_bank on the training clips); "" = no babble."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def capture_params(self) -> CaptureParams:
+        """The capture chain's settings: these ranges, CaptureParams defaults for the rest."""
+        return CaptureParams(reverb=self.capture_reverb, rt60=tuple(self.capture_rt60),
+                             rir_count=self.capture_rirs,
+                             snr_db=tuple(self.capture_snr_db), gain_db=tuple(self.capture_gain_db),
+                             floor_dbfs=tuple(self.capture_floor_dbfs))
+
+
+def prepare_capture(aug: AugmentParams, rate: int, cache_dir=None) -> None:
+    """Build (or load) the impulse-response bank once, in the parent, before workers need it."""
+    if aug.capture > 0 and aug.capture_reverb > 0:
+        p = aug.capture_params()
+        rir_bank(rate, p.rt60, p.rir_count, p.rir_seed, cache_dir)
 
 
 def gain(samples: np.ndarray, db: float) -> np.ndarray:
@@ -71,13 +101,17 @@ def random_augment(samples: np.ndarray, rate: int, aug: AugmentParams,
                    rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """(augmented samples, mel warp factor) drawn from ``aug``'s ranges."""
     x = speed(samples, rng.uniform(*aug.speed))
-    x = gain(x, rng.uniform(*aug.gain_db))
-    max_shift = int(aug.shift_seconds * rate)
-    if max_shift:
-        pad = np.zeros(max_shift, dtype=np.float32)
-        x = shift(np.concatenate([pad, x, pad]), int(rng.integers(-max_shift, max_shift + 1)))
-    if rng.random() < aug.noise_probability:
-        x = add_noise(x, rng.uniform(*aug.snr_db), rng)
+    if aug.capture and rng.random() < aug.capture:
+        babble = load_babble_bank(aug.babble_bank) if aug.babble_bank else None
+        x = random_capture(x, rate, rng, aug.capture_params(), babble)
+    else:
+        x = gain(x, rng.uniform(*aug.gain_db))
+        max_shift = int(aug.shift_seconds * rate)
+        if max_shift:
+            pad = np.zeros(max_shift, dtype=np.float32)
+            x = shift(np.concatenate([pad, x, pad]), int(rng.integers(-max_shift, max_shift + 1)))
+        if rng.random() < aug.noise_probability:
+            x = add_noise(x, rng.uniform(*aug.snr_db), rng)
     # warp <= 1 only: above 1 the top mel edges would pass Nyquist (degenerate
     # filters); the speed perturbation already shifts formants both ways.
     warp = float(rng.uniform(1 - aug.warp, 1.0)) if aug.warp else 1.0

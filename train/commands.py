@@ -14,7 +14,9 @@ SPLIT = click.Choice(["random", "speaker", "official"])
 
 def _setup():
     require_extra("train", "tensorflow", "keras", "matplotlib")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .fit import _quiet_tf
+
+    _quiet_tf()
 
 
 def _echo(message: str) -> None:
@@ -22,8 +24,9 @@ def _echo(message: str) -> None:
 
 
 @click.command()
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Corpus folder: FSDD (recordings/) or AudioMNIST (data/NN/), detected automatically.")
+@click.option("--data", required=True, multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Corpus folder: FSDD layout (recordings/) or AudioMNIST (data/NN/), detected "
+                   "automatically. Repeat to train on several corpora at once (rates may differ).")
 @click.option("--arch", type=click.Choice(["ann", "cnn", "dscnn"]), default="cnn", show_default=True)
 @click.option("--split", "split_name", type=SPLIT, default="official", show_default=True,
               help="random: stratified 75/25; speaker: speaker-independent fold (--fold); "
@@ -37,18 +40,23 @@ def _echo(message: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--augment", "copies", type=int, default=4, show_default=True,
               help="Augmented copies per training clip (speed, gain, shift, noise, mel warp); 0 = off.")
-@click.option("--synth", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Folder of synthetic clips (python -m audiomnist_edge.train.synth) added to training.")
+@click.option("--synth", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="Folder of synthetic clips (python -m audiomnist_edge.train.synth) added to training; "
+                   "repeatable.")
 @click.option("--synth-copies", type=int, default=1, show_default=True)
 @click.option("--features", "features", default="default", show_default=True,
               help="'default', 'seed' (whole clip, no trim/CMVN) or a features.json file.")
 @click.option("--patience", type=int, default=0, help="Early stopping patience in epochs (0 = off).")
+@click.option("--width", type=int, default=None,
+              help="Convolution width of cnn/dscnn (cnn default 32: 16-32-64 filters).")
+@click.option("--label-smoothing", type=float, default=0.0, show_default=True)
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Feature cache (default ~/.cache/audiomnist-edge or $AUDIOMNIST_EDGE_CACHE).")
 @click.option("--limit-speakers", type=int, default=None, hidden=True)
 @click.option("-v", "--verbose", is_flag=True, help="Print Keras progress per epoch.")
 def train(data, arch, split_name, fold, out, epochs, batch_size, learning_rate, seed, copies,
-          synth, synth_copies, features, patience, cache_dir, limit_speakers, verbose):
+          synth, synth_copies, features, patience, width, label_smoothing, cache_dir,
+          limit_speakers, verbose):
     """Train a model on a corpus and write a run folder.
 
     \b
@@ -57,6 +65,8 @@ def train(data, arch, split_name, fold, out, epochs, batch_size, learning_rate, 
     \b
     Examples:
       audiomnist-edge train --data ../shared/datasets/fsdd --split official
+      audiomnist-edge train --data ../shared/datasets/fsdd --data ../shared/datasets/hd-en \\
+          --split speaker --fold 2
       audiomnist-edge train --data DIR --arch ann --features seed --augment 0
     """
     _setup()
@@ -66,39 +76,60 @@ def train(data, arch, split_name, fold, out, epochs, batch_size, learning_rate, 
     recipe = Recipe(arch=arch, epochs=epochs,
                     batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                     patience=patience, augment=AugmentParams(copies=copies),
-                    synth=os.path.abspath(synth) if synth else None, synth_copies=synth_copies)
+                    label_smoothing=label_smoothing,
+                    model_kwargs={"width": width} if width and arch != "ann" else {},
+                    synth=[os.path.abspath(p) for p in synth] or None, synth_copies=synth_copies)
     run(data, out, split_name, fold, recipe, resolve_params(features), cache_dir,
         progress=True, verbose=2 if verbose else 0, echo=_echo)
 
 
 @click.command()
 @click.argument("run_or_model", type=click.Path(exists=True))
-@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Corpus folder (default: the one in the run's run.json).")
+@click.option("--data", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="Corpus folder(s) (default: the run's, from run.json); repeatable.")
 @click.option("--split", "split_name", type=SPLIT, default=None,
               help="Split to score (default: the run's own split).")
 @click.option("--fold", type=int, default=None)
 @click.option("--folds", "all_folds", is_flag=True,
               help="Train and score every speaker-independent fold with the run's recipe.")
 @click.option("--only", type=str, default=None, help="With --folds: comma-separated fold numbers.")
+@click.option("--conditions", "capture_conditions", is_flag=True,
+              help="Score the run's int8 model (device runtime) on its held-out clips under "
+                   "every capture condition (noise, rooms, hum, telephone, ...).")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With --conditions: the .tflite to score (default RUN/model-int8.tflite).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
-def evaluate(run_or_model, data, split_name, fold, all_folds, only, as_json, cache_dir):
+def evaluate(run_or_model, data, split_name, fold, all_folds, only, capture_conditions, model_path,
+             as_json, cache_dir):
     """Re-score a run (or a .keras model) on a split of a corpus.
 
     \b
     With --folds, retrain with the run's recipe on every speaker-independent
-    fold (leave-one-speaker-out on FSDD, 5 speaker groups on AudioMNIST) and
-    report each fold, the mean, the standard deviation and the worst fold;
-    the result is also written to RUN/folds.json.
+    fold (leave-one-speaker-out on FSDD alone, 4 corpus-balanced groups of 4 on
+    FSDD + HD-EN, 5 groups on AudioMNIST), convert each fold's model to int8
+    and score it through the device runtime; report each fold, the mean, the
+    standard deviation and the worst fold. The result is written to
+    RUN/folds.json after every fold, the fold models to RUN/folds/.
+    \b
+    With --conditions, score the int8 model through the device runtime on the
+    run's held-out clips under each capture condition (seeded, deterministic).
     \b
     Examples:
       audiomnist-edge evaluate runs/cnn-official-X --json
       audiomnist-edge evaluate runs/cnn-official-X --data ../shared/datasets/fsdd --folds
+      audiomnist-edge evaluate runs/cnn-official-X --conditions
     """
     _setup()
     from .evaluate import evaluate as score
     from .evaluate import folds
+
+    if capture_conditions:
+        from .conditions import format_table, run_table
+
+        result = run_table(run_or_model, model_path, data or None, progress=not as_json)
+        click.echo(json.dumps(result, indent=1) if as_json else format_table(result))
+        return
 
     if all_folds:
         from pathlib import Path
@@ -114,12 +145,15 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, as_json, cac
         if as_json:
             click.echo(json.dumps(result, indent=1))
         else:
-            click.echo(f"split: speaker ({result['protocol']}), {len(result['folds'])} folds")
+            click.echo(f"split: speaker ({result['protocol']}), {len(result['folds'])} folds, "
+                       "int8 through the device runtime (Keras float32 in brackets)")
             for row in result["folds"]:
-                click.echo(f"  fold {row['fold']} {','.join(row['test_speakers']):>12}: "
-                           f"accuracy {row['accuracy']:.4f} ({row['n_test']} clips)")
-            click.echo(f"mean {result['mean']:.4f}  std {result['std']:.4f}  "
-                       f"worst {result['worst']:.4f} (fold {result['worst_fold']})")
+                click.echo(f"  fold {row['fold']} {','.join(row['test_speakers']):>28}: "
+                           f"accuracy {row['accuracy']:.4f} ({row['keras_accuracy']:.4f}) "
+                           f"on {row['n_test']} clips")
+            click.echo(f"mean {result['mean']:.4f} ({result['keras']['mean']:.4f})  "
+                       f"std {result['std']:.4f}  worst {result['worst']:.4f} "
+                       f"({result['keras']['worst']:.4f}, fold {result['worst_fold']})")
         return
     result = score(run_or_model, data, split_name, fold, cache_dir, progress=not as_json)
     if as_json:

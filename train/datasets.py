@@ -2,13 +2,16 @@
 
 Two layouts are detected automatically:
 
-* FSDD: ``recordings/{digit}_{speaker}_{take}.wav`` (8 kHz, 6 speakers);
+* FSDD: ``recordings/{digit}_{speaker}_{take}.wav`` (FSDD: 8 kHz, 6 speakers;
+  HD-EN and the synthetic corpora use the same layout at other rates);
 * AudioMNIST: ``data/NN/{digit}_{NN}_{take}.wav`` (48 kHz, 60 speakers), with
   ``data/audioMNIST_meta.txt`` (speaker metadata) when present.
 
 ``PATH`` may be the corpus root or the ``recordings``/``data`` folder itself.
 Files whose names do not parse, or whose speaker disagrees with their folder,
 are collected as problems (reported once, in a summary) and skipped.
+Several corpora load as one Dataset (``load_many``); each clip keeps the name
+of its corpus, and rates may differ (features resample every clip).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class Clip:
     speaker: str
     take: int
     synthetic: bool = False
+    corpus: str = ""
+    """The corpus folder's name (e.g. ``fsdd``, ``hd-en``)."""
 
     @property
     def name(self) -> str:
@@ -68,6 +73,17 @@ class Dataset:
     def digits(self) -> np.ndarray:
         return np.array([c.digit for c in self.clips], dtype=np.int64)
 
+    @property
+    def corpora(self) -> list[str]:
+        return sorted({c.corpus for c in self.clips})
+
+    def speakers_by_corpus(self) -> dict[str, list[str]]:
+        """Each corpus name -> its sorted speakers."""
+        out: dict[str, set[str]] = {}
+        for c in self.clips:
+            out.setdefault(c.corpus, set()).add(c.speaker)
+        return {k: sorted(v) for k, v in sorted(out.items())}
+
     def subset(self, indices) -> "Dataset":
         return Dataset(self.root, self.layout, [self.clips[i] for i in indices],
                        list(self.problems), self.meta)
@@ -75,7 +91,7 @@ class Dataset:
     def summary(self) -> dict:
         return {
             "root": str(self.root), "layout": self.layout, "clips": len(self.clips),
-            "speakers": self.speakers,
+            "corpora": self.corpora, "speakers": self.speakers,
             "per_digit": np.bincount(self.digits, minlength=10).tolist() if self.clips else [0] * 10,
             "skipped": len(self.problems),
         }
@@ -114,7 +130,7 @@ def _speaker_dirs(folder: Path) -> list[Path]:
 
 
 def _parse(path: Path, problems: list, speaker_folder: str | None = None,
-           synthetic: bool = False) -> Clip | None:
+           synthetic: bool = False, corpus: str = "") -> Clip | None:
     match = _NAME.match(path.stem)
     if not match:
         problems.append((path.name, "name is not {digit}_{speaker}_{take}.wav"))
@@ -126,12 +142,13 @@ def _parse(path: Path, problems: list, speaker_folder: str | None = None,
     if speaker_folder is not None and speaker != speaker_folder:
         problems.append((path.name, f"speaker {speaker} in folder {speaker_folder}"))
         return None
-    return Clip(path, int(digit), speaker, int(take), synthetic)
+    return Clip(path, int(digit), speaker, int(take), synthetic, corpus)
 
 
 def load(path: str | Path, synthetic: bool = False) -> Dataset:
     """Scan a corpus folder (either layout) into a Dataset."""
     layout, root = detect_layout(path)
+    corpus = root.name
     problems: list[tuple[str, str]] = []
     clips: list[Clip] = []
     meta: dict = {}
@@ -140,14 +157,14 @@ def load(path: str | Path, synthetic: bool = False) -> Dataset:
                           else root.iterdir()):
             if wav.suffix.lower() != ".wav":
                 continue
-            clip = _parse(wav, problems, synthetic=synthetic)
+            clip = _parse(wav, problems, synthetic=synthetic, corpus=corpus)
             if clip:
                 clips.append(clip)
     else:
         data = root / "data" if (root / "data").is_dir() else root
         for folder in _speaker_dirs(data):
             for wav in sorted(folder.glob("*.wav")):
-                clip = _parse(wav, problems, folder.name, synthetic)
+                clip = _parse(wav, problems, folder.name, synthetic, corpus)
                 if clip:
                     clips.append(clip)
         meta_file = data / "audioMNIST_meta.txt"
@@ -159,6 +176,31 @@ def load(path: str | Path, synthetic: bool = False) -> Dataset:
     if not clips:
         raise DatasetError(f"{root}: no usable clips ({problem_summary(problems) or 'no WAV files'})")
     return Dataset(root, SYNTH if synthetic else layout, clips, problems, meta)
+
+
+def load_many(paths, synthetic: bool = False) -> Dataset:
+    """Several corpus folders as one Dataset (clips in the order of ``paths``).
+
+    A single path is exactly ``load``. Speakers must be unique across corpora
+    (a name in two corpora would put one "speaker" on both sides of a split).
+    """
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not paths:
+        raise DatasetError("no corpus folder given")
+    parts = [load(p, synthetic) for p in paths]
+    if len(parts) == 1:
+        return parts[0]
+    seen: dict[str, str] = {}
+    for part in parts:
+        for speaker in part.speakers:
+            other = seen.setdefault(speaker, part.root.name)
+            if other != part.root.name:
+                raise DatasetError(f"speaker {speaker!r} appears in both {other} and {part.root.name}")
+    layouts = list(dict.fromkeys(part.layout for part in parts))
+    return Dataset(parts[0].root, "+".join(layouts),
+                   [c for part in parts for c in part.clips],
+                   [p for part in parts for p in part.problems],
+                   {part.root.name: part.meta for part in parts if part.meta})
 
 
 # ---------------------------------------------------------------- splits
@@ -204,26 +246,39 @@ def random_split(ds: Dataset, seed: int = 0, test_fraction: float = 0.25) -> Spl
 
 
 def official_split(ds: Dataset) -> Split:
-    """FSDD's official split: takes 0-4 of every speaker and digit are the test set."""
-    if ds.layout != FSDD:
+    """FSDD's official split: takes 0-4 of every speaker and digit are the test set.
+
+    With several corpora, the first one (FSDD) gives the test takes and every
+    clip of the others goes to training.
+    """
+    first = ds.clips[0].corpus if ds.clips else ""
+    if ds.layout.split("+")[0] != FSDD or ds.clips[0].synthetic:
         raise DatasetError("the official split exists for FSDD only; use --split speaker or random")
     takes = np.array([c.take for c in ds.clips])
-    return Split("official", None, np.flatnonzero(takes >= 5), np.flatnonzero(takes < 5))
+    primary = np.array([c.corpus == first for c in ds.clips])
+    test = primary & (takes < 5)
+    return Split("official", None, np.flatnonzero(~test), np.flatnonzero(test))
 
 
 def speaker_groups(ds: Dataset, seed: int = 0) -> list[list[str]]:
     """Disjoint speaker groups for speaker-independent folds.
 
-    Up to 12 speakers (FSDD): one group per speaker (leave-one-speaker-out).
-    More (AudioMNIST): 5 groups of equal size from a seeded permutation.
+    One corpus of up to 12 speakers (FSDD): one group per speaker
+    (leave-one-speaker-out). Up to 24 speakers (FSDD + HD-EN: 16): 4 groups;
+    more (AudioMNIST): 5 groups. Groups are dealt round-robin from each corpus's
+    speakers in a seeded order, corpus after corpus, so every group holds
+    speakers of every corpus that has enough of them.
     """
     speakers = ds.speakers
     if len(speakers) < 2:
         raise DatasetError("a speaker-independent split needs at least 2 speakers")
-    if len(speakers) <= 12:
+    if len(speakers) <= 12 and len(ds.corpora) == 1:
         return [[s] for s in speakers]
-    order = [speakers[i] for i in np.random.default_rng(seed).permutation(len(speakers))]
-    return [sorted(order[k::5]) for k in range(5)]
+    n_groups = min(len(speakers), 4 if len(speakers) <= 24 else 5)
+    rng = np.random.default_rng(seed)
+    order = [s for group in ds.speakers_by_corpus().values()
+             for s in (group[i] for i in rng.permutation(len(group)))]
+    return [sorted(order[k::n_groups]) for k in range(n_groups)]
 
 
 def n_speaker_folds(ds: Dataset, seed: int = 0) -> int:

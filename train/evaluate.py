@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import LABELS, load, make_split, n_speaker_folds
+from .datasets import LABELS, load_many, make_split, n_speaker_folds
 
 
 def metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> dict:
@@ -134,7 +134,7 @@ def evaluate(run_or_model: str | Path, data: str | Path | None, split_name: str 
 
     from ..config import FeatureParams
     from .cache import extract
-    from .fit import Recipe, _quiet_tf, predict, read_run
+    from .fit import Recipe, _quiet_tf, data_paths, predict, read_run
 
     _quiet_tf()
     path = Path(run_or_model)
@@ -154,7 +154,7 @@ def evaluate(run_or_model: str | Path, data: str | Path | None, split_name: str 
     split_name = split_name or info.get("split", "official")
     if fold is None and split_name == info.get("split"):
         fold = info.get("fold")
-    ds = load(data)
+    ds = load_many(data)
     split = make_split(ds, split_name, fold, recipe.seed)
     x, ok, problems = extract(ds.clips, params, cache_dir=cache_dir, progress=progress,
                               label=f"{ds.layout} features")
@@ -163,49 +163,84 @@ def evaluate(run_or_model: str | Path, data: str | Path | None, split_name: str 
     pred = predict(model, x[test]).argmax(axis=1)
     result = metrics(ds.digits[test], pred)
     result.update({"split": split.name, "fold": split.fold, "test_speakers": list(split.test_speakers),
-                   "n_test": int(len(test)), "model": str(model_path), "data": str(data),
+                   "n_test": int(len(test)), "model": str(model_path), "data": data_paths(data),
                    "skipped": [list(p) for p in ds.problems + problems]})
     if info and split_name == info.get("split") and fold == info.get("fold"):
         result["note"] = "the split the model was trained for"
     return result
 
 
-def folds(run_dir: str | Path | None, data: str | Path, recipe=None, params=None,
+def int8_model(model, x_train: np.ndarray, params, calibration: int = 500):
+    """(edge Model, TFLite bytes) of a Keras model, full-int8, calibrated on training matrices."""
+    from ..convert.quantize import convert_keras, representative_set, runtime_model
+
+    content = convert_keras(model, representative_set(x_train, calibration), "int8")
+    return runtime_model(content, params, LABELS), content
+
+
+def fold_summary(rows: list[dict], key: str) -> dict:
+    """Mean, standard deviation and worst fold of ``key`` over fold rows."""
+    acc = np.array([r[key] for r in rows])
+    return {"mean": float(acc.mean()), "std": float(acc.std()), "worst": float(acc.min()),
+            "worst_fold": int(rows[int(acc.argmin())]["fold"])}
+
+
+def folds(run_dir: str | Path | None, data, recipe=None, params=None,
           only: list[int] | None = None, cache_dir=None, progress: bool = True,
-          echo=print, out: str | Path | None = None) -> dict:
+          echo=print, out: str | Path | None = None, conditions: bool = False) -> dict:
     """Train and score every speaker-independent fold with a run's recipe.
+
+    Each fold's model is scored as Keras float32 and as the full-int8 TFLite
+    model through the device runtime (the headline figures are int8); its
+    int8 file is kept as ``OUT/folds/fold-K.tflite``. With ``conditions``, the
+    int8 model is also scored on the fold's held-out clips under every capture
+    condition (``train.conditions``). ``folds.json`` is rewritten after every
+    fold, so a stopped run keeps the folds it finished.
 
     Returns {"split": "speaker", "folds": [...], "mean", "std", "worst", ...}.
     """
-    from .fit import _quiet_tf, predict, prepare, read_run, train_model
+    from ..convert.quantize import runtime_probabilities
+    from .fit import _quiet_tf, data_paths, predict, prepare, read_run, train_model
 
     if run_dir is not None:
         _, params, recipe = read_run(run_dir)
-    ds = load(data)
-    synth = load(recipe.synth, synthetic=True) if recipe.synth else None
+    ds = load_many(data)
+    synth = load_many(recipe.synth, synthetic=True) if recipe.synth else None
     n = n_speaker_folds(ds, recipe.seed)
-    rows = []
+    protocol = ("leave-one-speaker-out" if n == len(ds.speakers)
+                else f"{n} speaker groups" + (" (train/val/test 3/1/1 groups)" if n == 5 else ""))
+    target = Path(out) if out else (Path(run_dir) if run_dir else None)
+    rows: list[dict] = []
+    result: dict = {}
     for k in (only if only is not None else range(n)):
         t0 = time.time()
         split = make_split(ds, "speaker", k, recipe.seed)
         arrays = prepare(ds, split, params, recipe, synth, cache_dir, progress)
-        model, _, _ = train_model(arrays, params, recipe)
-        pred = predict(model, arrays.x_test).argmax(axis=1)
-        m = metrics(arrays.y_test, pred)
-        rows.append({"fold": k, "test_speakers": list(split.test_speakers),
-                     "accuracy": m["accuracy"], "macro_f1": m["macro"]["f1"],
-                     "n_test": int(len(arrays.y_test)), "seconds": round(time.time() - t0, 1)})
-        echo(f"fold {k} ({', '.join(split.test_speakers)}): accuracy {m['accuracy']:.4f} "
-             f"({rows[-1]['seconds']:.0f} s)")
+        model, _, _ = train_model(arrays, params, recipe, echo=echo if progress else None)
+        keras_m = metrics(arrays.y_test, predict(model, arrays.x_test).argmax(axis=1))
+        int8, content = int8_model(model, arrays.x_train, params)
+        m = metrics(arrays.y_test, runtime_probabilities(int8, arrays.x_test).argmax(axis=1))
+        row = {"fold": k, "test_speakers": list(split.test_speakers),
+               "accuracy": m["accuracy"], "macro_f1": m["macro"]["f1"],
+               "keras_accuracy": keras_m["accuracy"], "n_test": int(len(arrays.y_test))}
+        if conditions:
+            from .conditions import condition_table
+
+            test = [ds.clips[i] for i in split.test]
+            row["conditions"] = condition_table(int8, [(c.path, c.digit) for c in test],
+                                                seed=recipe.seed, progress=progress)
+        row["seconds"] = round(time.time() - t0, 1)
+        rows.append(row)
+        echo(f"fold {k} ({', '.join(split.test_speakers)}): int8 accuracy {m['accuracy']:.4f}, "
+             f"keras {keras_m['accuracy']:.4f} ({row['seconds']:.0f} s)")
         _quiet_tf().keras.backend.clear_session()
-    acc = np.array([r["accuracy"] for r in rows])
-    result = {"split": "speaker", "protocol": "leave-one-speaker-out" if n > 5 or len(ds.speakers) <= 12
-              else "5-fold speaker groups (36/12/12)", "folds": rows,
-              "accuracy": float(acc.mean()), "mean": float(acc.mean()), "std": float(acc.std()),
-              "worst": float(acc.min()), "worst_fold": int(rows[int(acc.argmin())]["fold"]),
-              "recipe": recipe.to_dict(), "features": params.to_dict(), "data": str(data)}
-    target = Path(out) if out else (Path(run_dir) if run_dir else None)
-    if target is not None:
-        target.mkdir(parents=True, exist_ok=True)
-        (target / "folds.json").write_text(json.dumps(result, indent=1) + "\n")
+        result = {"split": "speaker", "protocol": protocol, "model": "int8 TFLite, device runtime",
+                  "folds": rows, "accuracy": None, **fold_summary(rows, "accuracy"),
+                  "keras": fold_summary(rows, "keras_accuracy"),
+                  "recipe": recipe.to_dict(), "features": params.to_dict(), "data": data_paths(data)}
+        result["accuracy"] = result["mean"]
+        if target is not None:
+            (target / "folds").mkdir(parents=True, exist_ok=True)
+            (target / "folds" / f"fold-{k}.tflite").write_bytes(content)
+            (target / "folds.json").write_text(json.dumps(result, indent=1) + "\n")
     return result

@@ -26,9 +26,7 @@ import numpy as np
 from ..config import FeatureParams
 from .augment import AugmentParams
 from .cache import extract
-from .datasets import LABELS, Dataset, Split, load, make_split, problem_summary, stratified_random
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from .datasets import LABELS, Dataset, Split, load_many, make_split, problem_summary, stratified_random
 
 # The seed project's features: whole clip, no trimming, no per-clip normalisation.
 SEED_FEATURES = dict(trim_db=None, cmvn=False)
@@ -48,8 +46,8 @@ class Recipe:
     """Early stopping on validation loss after this many epochs without gain; 0 = off."""
     label_smoothing: float = 0.0
     augment: AugmentParams = dataclasses.field(default_factory=AugmentParams)
-    synth: str | None = None
-    """Folder of synthetic clips (FSDD layout) added to every training set."""
+    synth: str | list[str] | None = None
+    """Folder(s) of synthetic clips (FSDD layout) added to every training set."""
     synth_copies: int = 1
     """Augmented copies per synthetic clip (besides the clean one)."""
     model_kwargs: dict = dataclasses.field(default_factory=dict)
@@ -79,12 +77,32 @@ class Arrays:
 
 
 def _quiet_tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import logging
+    """TensorFlow, imported without its start-up log lines unless logging is at DEBUG (--debug).
 
+    TensorFlow 2.21 writes absl/oneDNN lines to file descriptor 2 while it is
+    imported, whatever TF_CPP_MIN_LOG_LEVEL says; they are discarded for the
+    import only, so later warnings and errors still reach the terminal.
+    """
+    import logging
+    import sys
+
+    debug = logging.getLogger().isEnabledFor(logging.DEBUG)
+    if not debug:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules and not debug:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
     import tensorflow as tf
 
-    tf.get_logger().setLevel(logging.ERROR)
+    tf.get_logger().setLevel(logging.DEBUG if debug else logging.ERROR)
     return tf
 
 
@@ -147,8 +165,39 @@ def prepare(ds: Dataset, split: Split, params: FeatureParams, recipe: Recipe,
     return Arrays(x_train, y_train, x[val], y[val], x[test], y[test], summary, problems)
 
 
-def train_model(arrays: Arrays, params: FeatureParams, recipe: Recipe, verbose: int = 0):
-    """Fit a fresh model; returns (model without optimiser, history dict, seconds)."""
+def epoch_line(epoch: int, epochs: int, logs: dict, elapsed: float) -> str:
+    """One progress line: epoch k/n, loss and accuracies, time per epoch and time left."""
+    per_epoch = elapsed / epoch
+    parts = [f"epoch {epoch}/{epochs}", f"loss {logs.get('loss', float('nan')):.3f}",
+             f"acc {logs.get('accuracy', float('nan')):.3f}"]
+    if "val_accuracy" in logs:
+        parts.append(f"val acc {logs['val_accuracy']:.3f}")
+    left = per_epoch * (epochs - epoch)
+    parts.append(f"{per_epoch:.0f} s/epoch, ~{left / 60:.1f} min left" if epoch < epochs
+                 else f"{elapsed / 60:.1f} min")
+    return "  ".join(parts)
+
+
+def _progress_callback(epochs: int, echo):
+    import keras
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            echo(epoch_line(epoch + 1, epochs, logs or {}, time.time() - self.start))
+
+    return EpochProgress()
+
+
+def train_model(arrays: Arrays, params: FeatureParams, recipe: Recipe, verbose: int = 0,
+                echo=None):
+    """Fit a fresh model; returns (model without optimiser, history dict, seconds).
+
+    ``echo``, when given, receives one progress line per epoch (unless Keras's
+    own ``verbose`` output is on).
+    """
     tf = _quiet_tf()
     import keras
 
@@ -164,7 +213,7 @@ def train_model(arrays: Arrays, params: FeatureParams, recipe: Recipe, verbose: 
     # explicit, shuffled data: never Keras validation_split (it takes the tail unshuffled)
     rng = np.random.default_rng(recipe.seed)
     order = rng.permutation(len(arrays.x_train))
-    callbacks = []
+    callbacks = [_progress_callback(recipe.epochs, echo)] if echo and not verbose else []
     has_val = len(arrays.x_val) > 0
     if recipe.patience and has_val:
         callbacks.append(keras.callbacks.EarlyStopping(
@@ -202,7 +251,14 @@ def default_run_dir(arch: str, split: Split) -> Path:
     return Path("runs") / f"{arch}-{split.name}{fold}-{stamp}"
 
 
-def run(data: str | Path, out: str | Path | None = None, split_name: str = "official",
+def data_paths(data) -> str | list[str]:
+    """Absolute corpus path(s) as stored in run.json: one string, or a list for several."""
+    paths = [data] if isinstance(data, (str, Path)) else list(data)
+    resolved = [str(Path(p).resolve()) for p in paths]
+    return resolved[0] if len(resolved) == 1 else resolved
+
+
+def run(data, out: str | Path | None = None, split_name: str = "official",
         fold: int | None = None, recipe: Recipe | None = None,
         params: FeatureParams | None = None, cache_dir=None, progress: bool = True,
         verbose: int = 0, echo=print) -> Path:
@@ -212,18 +268,19 @@ def run(data: str | Path, out: str | Path | None = None, split_name: str = "offi
     recipe = recipe or Recipe()
     params = params or FeatureParams()
     t0 = time.time()
-    ds = load(data)
+    ds = load_many(data)
     if ds.problems:
         echo(problem_summary(ds.problems))
     split = make_split(ds, split_name, fold, recipe.seed)
-    synth = load(recipe.synth, synthetic=True) if recipe.synth else None
+    synth = load_many(recipe.synth, synthetic=True) if recipe.synth else None
     arrays = prepare(ds, split, params, recipe, synth, cache_dir, progress)
     if arrays.problems and arrays.problems != ds.problems:
         echo(problem_summary([p for p in arrays.problems if p not in ds.problems]))
     t_features = time.time() - t0
     echo(f"training {recipe.arch} on {len(arrays.x_train)} examples "
          f"({split.describe()}, {recipe.epochs} epochs)")
-    model, history, t_train = train_model(arrays, params, recipe, verbose)
+    model, history, t_train = train_model(arrays, params, recipe, verbose,
+                                          echo if progress else None)
     probs = predict(model, arrays.x_test)
     result = metrics(arrays.y_test, probs.argmax(axis=1))
     result.update({"split": split.name, "fold": split.fold,
@@ -239,7 +296,7 @@ def run(data: str | Path, out: str | Path | None = None, split_name: str = "offi
         "note": "global per-coefficient statistics of the training split; applied inside the model"},
         indent=1) + "\n")
     info = {
-        "data": str(Path(data).resolve()), "layout": ds.layout, "split": split.name,
+        "data": data_paths(data), "layout": ds.layout, "split": split.name,
         "fold": split.fold, "seed": recipe.seed, "recipe": recipe.to_dict(),
         "labels": LABELS, "input_shape": list(params.input_shape),
         "features_hash": params.stable_hash(), "parameters": int(model.count_params()),
@@ -272,7 +329,7 @@ def load_run_data(run_dir: str | Path, data: str | Path | None = None, cache_dir
     part), test its held-out split. ``data`` overrides the corpus path in run.json.
     """
     info, params, recipe = read_run(run_dir)
-    ds = load(data or info["data"])
+    ds = load_many(data or info["data"])
     split = make_split(ds, info["split"], info.get("fold"), info.get("seed", 0))
     x, ok, _ = extract(ds.clips, params, cache_dir=cache_dir, progress=progress,
                        label=f"{ds.layout} features")
