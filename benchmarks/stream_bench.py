@@ -4,7 +4,8 @@ Seeded streams are built from held-out speakers' clips (HD-EN's 10 speakers,
 never used in training; and FSDD's official test takes 0-4, whose speakers
 were heard in training): numbers of 3-5 digits with 0.15-0.4 s between digits
 (a PIN) and 0.8-1.5 s between numbers, then put through each capture
-condition and fed, in 50 ms blocks, to ``Recognizer`` (what ``listen`` and
+condition of ``train/conditions.py`` (its rooms, hum and telephone band from
+``train/capture.py``) and fed, in 50 ms blocks, to ``Recognizer`` (what ``listen`` and
 ``predict`` run). False alarms per hour are measured on long noise and hum
 streams and on non-digit English words spoken by voices the model never
 heard (flite's kal, awb, rms, slt; festival's ked).
@@ -35,6 +36,8 @@ from audiomnist_edge.model import Model
 from audiomnist_edge.recognizer import Detection, Recognizer
 from audiomnist_edge.resample import resample
 from audiomnist_edge.stream import GateParams
+from audiomnist_edge.train import capture
+from audiomnist_edge.train.conditions import EVAL_RIR_SEED
 from audiomnist_edge.wav import read_wav
 
 from .clips import REPO, default_fsdd
@@ -44,13 +47,16 @@ BLOCK_SECONDS = 0.05
 NOISE_DBFS = -50.0            # the padding-noise condition's level
 CONDITIONS = {
     "clean": "digital silence between digits",
-    "padding": f"white noise at {NOISE_DBFS:.0f} dBFS throughout",
-    "snr20": "white noise 20 dB below the speech (every clip at -26 dBFS RMS over its speech)",
-    "snr10": "white noise 10 dB below the speech",
-    "reverb": "exponential-decay room response, RT60 0.3-0.6 s, noise at -60 dBFS",
-    "quiet": "speech 20 dB quieter (-46 dBFS RMS, peaks near -35 dBFS) over -70 dBFS noise",
-    "hum": "50 Hz hum at -30 dBFS (+150/250 Hz harmonics) over -60 dBFS noise",
+    "padded": f"white noise floor at {NOISE_DBFS:.0f} dBFS throughout",
+    "white-20dB": "padded + white noise 20 dB below the speech",
+    "white-10dB": "padded + white noise 10 dB below the speech",
+    "reverb-0.3s": "padded + a simulated room per digit (train/capture.py's evaluation rooms), RT60 0.3 s",
+    "reverb-0.6s": "padded + a simulated room per digit, RT60 0.6 s",
+    "quiet-20dB": "padded, speech 20 dB quieter (-46 dBFS RMS)",
+    "hum-50Hz": "padded + 50 Hz mains hum (5 harmonics) 15 dB below the speech",
+    "telephone": "padded + telephone band 300-3400 Hz",
 }
+"""The capture conditions of train/conditions.py, applied to a whole stream."""
 NON_DIGIT_WORDS = (
     "hello yes no stop go left right up down open close light music weather morning evening "
     "coffee kitchen garden window table chair water paper yellow purple orange apple banana "
@@ -136,17 +142,19 @@ def corpus_clips(root: Path, takes: Callable[[int], bool]) -> list[tuple[str, Pa
     return [(f.name[0], f) for f in files if takes(int(f.stem.split("_")[2]))]
 
 
-def build_stream(clips: list[tuple[str, Path]], count: int, rate: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[str, float, float, float]]]:
+def build_stream(clips: list[tuple[str, Path]], count: int, rate: int, rng: np.random.Generator,
+                 rooms: capture.RirBank | None = None,
+                 gain_db: float = 0.0) -> tuple[np.ndarray, list[tuple[str, float, float, float]]]:
     """``count`` random clips as numbers at a natural pace; (samples at rate, truth).
 
-    Every clip is scaled to SPEECH_DBFS over its speech (so an SNR holds for every
-    digit; the quiet condition tests level). Truth holds (digit, clip start, clip
-    end, end of speech) in seconds; the end of speech is where the clip's last
-    frame within 30 dB of its loudest ends.
+    Every clip is scaled to SPEECH_DBFS over its speech (so an SNR holds for
+    every digit), then by ``gain_db``, and with ``rooms`` reverberated by a
+    room drawn from the bank (its tail runs on into the pause). Truth holds
+    (digit, clip start, clip end, end of speech) in seconds; the end of speech
+    is where the clip's last frame within 30 dB of its loudest ends.
     """
     chosen = rng.choice(len(clips), count, replace=False)
-    parts, truth, t = [np.zeros(rate, dtype=np.float32)], [], rate
+    placed, truth, t = [], [], rate
     left_in_number = int(rng.integers(3, 6))
     for k in chosen:
         label, path = clips[k]
@@ -154,53 +162,46 @@ def build_stream(clips: list[tuple[str, Path]], count: int, rate: int,
         samples = resample(samples, clip_rate, rate)
         speech_start, speech_end = speech_bounds(samples, SPEECH_END_PARAMS)
         rms = np.sqrt(np.mean(np.square(samples[speech_start:speech_end], dtype=np.float64)))
-        samples = (samples * 10 ** (SPEECH_DBFS / 20) / max(rms, 1e-6)).astype(np.float32)
+        samples = samples * 10 ** ((SPEECH_DBFS + gain_db) / 20) / max(rms, 1e-6)
         truth.append((label, t / rate, (t + len(samples)) / rate, (t + speech_end) / rate))
+        if rooms is not None:
+            samples = capture.reverberate(samples, rooms.get(int(rng.integers(len(rooms)))))
+        placed.append((t, samples))
         left_in_number -= 1
         if left_in_number == 0:
             pause, left_in_number = rng.uniform(0.8, 1.5), int(rng.integers(3, 6))
         else:
             pause = rng.uniform(0.15, 0.4)
-        gap = np.zeros(int(pause * rate), dtype=np.float32)
-        parts += [samples, gap]
-        t += len(samples) + len(gap)
-    parts.append(np.zeros(rate, dtype=np.float32))
-    return np.concatenate(parts), truth
-
-
-def decay_response(rate: int, rng: np.random.Generator) -> np.ndarray:
-    """A synthetic room impulse response: direct path plus exponentially decaying noise."""
-    rt60 = rng.uniform(0.3, 0.6)
-    t = np.arange(int(rt60 * rate)) / rate
-    tail = rng.normal(0, 1, len(t)) * np.exp(-6.9 * t / rt60)
-    tail[: int(0.003 * rate)] = 0  # first reflections after 3 ms
-    response = tail / np.sqrt(np.sum(tail ** 2)) * 0.7  # reverberant about 3 dB below the direct path
-    response[0] = 1.0
-    return response / np.sqrt(np.sum(response ** 2))
+        t += len(samples) if rooms is None else int(round((truth[-1][2] - truth[-1][1]) * rate))
+        t += int(pause * rate)
+    stream = np.zeros(max(t, max(start + len(x) for start, x in placed)) + rate)
+    for start, x in placed:
+        stream[start:start + len(x)] += x
+    return stream, truth
 
 
 def noise(n: int, dbfs: float, rng: np.random.Generator) -> np.ndarray:
     return rng.normal(0, 10 ** (dbfs / 20), n)
 
 
-def condition(name: str, speech: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
-    """The stream under one capture condition (see CONDITIONS), clipped to [-1, 1]."""
-    x = speech.astype(np.float64)
-    power = 10 ** (SPEECH_DBFS / 10)
-    if name == "padding":
+def condition_stream(name: str, clips: list[tuple[str, Path]], count: int, rate: int,
+                     rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[str, float, float, float]]]:
+    """A stream of ``count`` digits under one capture condition (see CONDITIONS), in [-1, 1]."""
+    rooms = None
+    if name.startswith("reverb-"):
+        rt60 = float(name[7:-1])
+        rooms = capture.rir_bank(rate, (rt60, rt60), count=32, seed=EVAL_RIR_SEED)
+    x, truth = build_stream(clips, count, rate, rng, rooms, -20.0 if name == "quiet-20dB" else 0.0)
+    speech_power = 10 ** (SPEECH_DBFS / 10)
+    if name.startswith("white-"):
+        x = x + rng.normal(0, np.sqrt(speech_power / 10 ** (float(name[6:-2]) / 10)), len(x))
+    elif name == "hum-50Hz":
+        x = x + capture.hum(len(x), rate, 50.0, rng) * np.sqrt(speech_power / 10 ** 1.5)
+    if name != "clean":
         x = x + noise(len(x), NOISE_DBFS, rng)
-    elif name in ("snr20", "snr10"):
-        x = x + rng.normal(0, np.sqrt(power / 10 ** (int(name[3:]) / 10)), len(x))
-    elif name == "reverb":
-        x = np.convolve(x, decay_response(rate, rng))[: len(x)] + noise(len(x), -60, rng)
-    elif name == "quiet":
-        x = 0.1 * x + noise(len(x), -70, rng)
-    elif name == "hum":
-        t = np.arange(len(x)) / rate
-        phase = rng.uniform(0, 2 * np.pi)
-        hum = sum(a * np.sin(2 * np.pi * f * t + phase) for f, a in ((50, 1.0), (150, 0.3), (250, 0.1)))
-        x = x + hum * 10 ** (-30 / 20) * np.sqrt(2) + noise(len(x), -60, rng)
-    return np.clip(x, -1, 1).astype(np.float32)
+    if name == "telephone":
+        x = capture.telephone(x.astype(np.float32), rate)
+    return np.clip(x, -1, 1).astype(np.float32), truth
 
 
 def recognise(model: Model, samples: np.ndarray, rate: int, gate: GateParams,
@@ -331,9 +332,9 @@ def main(model_path: str | None, fsdd: Path | None, hd_en: Path | None, digits: 
         results["streams"][corpus] = {}
         for k, name in enumerate(CONDITIONS):
             rng = np.random.default_rng([seed, c, k])
-            speech, truth = build_stream(clips, digits, rate, rng)
+            samples, truth = condition_stream(name, clips, digits, rate, rng)
             score = Score()
-            found = recognise(model, condition(name, speech, rate, rng), rate, gate, min_confidence)
+            found = recognise(model, samples, rate, gate, min_confidence)
             score.add(truth, found)
             results["streams"][corpus][name] = score.summary()
             click.echo(f"{corpus} {name}: {results['streams'][corpus][name]}", err=True)
