@@ -218,3 +218,41 @@ def test_webrtc_vad_finds_the_bursts_block_size_invariantly():
         assert start - 0.2 <= u.start <= start and start + length - 0.1 <= u.end <= start + length + 0.25
     assert [(u.start, u.end) for u in segment(x, 1234, gate=gate)] == [(u.start, u.end) for u in utterances]
     assert segment(signal([], 4.0), 512, gate=gate) == []
+
+
+def rumble(seconds: float, dbfs: float, seed: int = 1) -> np.ndarray:
+    """Brown noise (energy below a few hundred Hz) at ``dbfs`` RMS, drift below ~20 Hz removed."""
+    walk = np.cumsum(np.random.default_rng(seed).normal(0, 1, int(seconds * RATE)))
+    walk -= np.convolve(walk, np.ones(401) / 401, mode="same")
+    return (walk * 10 ** (dbfs / 20) / np.std(walk)).astype(np.float32)
+
+
+def hum(seconds: float, dbfs: float) -> np.ndarray:
+    """50 Hz mains hum with weaker 150 and 250 Hz harmonics at ``dbfs`` RMS."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = np.sin(2 * np.pi * 50 * t) + 0.3 * np.sin(2 * np.pi * 150 * t) + 0.1 * np.sin(2 * np.pi * 250 * t)
+    return (x * 10 ** (dbfs / 20) / np.std(x)).astype(np.float32)
+
+
+QUIET_BURSTS = [(1.0, 0.4, -45), (2.0, 0.3, -45), (3.0, 0.5, -45), (4.2, 0.35, -45)]
+
+
+@pytest.mark.parametrize("background", ["rumble", "hum"])
+def test_low_frequency_noise_and_hum_do_not_blind_the_gate(background):
+    # Bursts 10-15 dB below the background's total level are still found: their energy is
+    # in the speech band, the background's is not. Full-band energy finds none of them.
+    extra = rumble(6.0, -35) if background == "rumble" else hum(6.0, -30)
+    x = signal(QUIET_BURSTS, 6.0) + extra
+    found = segment(x, 512)
+    assert len(found) == len(QUIET_BURSTS)
+    assert all(abs(u.start + GateParams().pre_roll - s) <= 0.1 for u, (s, _, _) in zip(found, QUIET_BURSTS))
+    assert segment(x, 512, gate=GateParams(band=None)) == []
+    assert segment(signal([], 6.0) + extra, 512) == []
+
+
+def test_a_quiet_speaker_is_found():
+    # Speech at -53 dBFS RMS (peaks under -38 dBFS, like FSDD's quietest speaker) over -65 dBFS hiss.
+    x = signal([(s, n, -53) for s, n, _ in QUIET_BURSTS], 6.0) - signal([], 6.0)
+    x += np.random.default_rng(5).normal(0, 10 ** (-65 / 20), len(x)).astype(np.float32)
+    assert 20 * np.log10(np.abs(x).max()) < -38
+    assert len(segment(x, 512)) == len(QUIET_BURSTS)
