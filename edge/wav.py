@@ -274,7 +274,7 @@ class open_audio:
 
     ``source`` is a path (regular file or FIFO; ``-`` is stdin), bytes, or a
     binary stream. Folders and devices are refused in one line; a missing file
-    says "no such file". Errors from reading the header or any block are
+    says "No such file or directory", as the system does. Errors from reading the header or any block are
     AudioError prefixed with the source's name.
 
         with open_audio("talk.wav") as audio:
@@ -315,7 +315,7 @@ class open_audio:
         try:
             info = os.stat(path)
         except FileNotFoundError:
-            raise AudioError("no such file") from None
+            raise AudioError("No such file or directory") from None
         if stat.S_ISDIR(info.st_mode):
             raise AudioError("is a folder, not an audio file")
         if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) or stat.S_ISSOCK(info.st_mode):

@@ -275,7 +275,7 @@ def test_sequence_groups_digits_into_numbers(plumbing_model, digit_stream):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--input", "/nonexistent.wav"], "no such file"),
+    (["--input", "/nonexistent.wav"], "/nonexistent.wav: No such file or directory"),
     (["--input", __file__], "not a RIFF/WAVE file"),
     (["--input", "/"], "/: is a folder, not an audio file"),
     (["--input", "/dev/null"], "/dev/null: is a device, not an audio file"),

@@ -222,7 +222,7 @@ def test_fifo_is_streamed_in_blocks(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("where, message", [("folder", "is a folder"), ("/dev/null", "is a device"),
-                                            ("absent.wav", "no such file")])
+                                            ("absent.wav", "No such file or directory")])
 def test_non_files_are_named_for_what_they_are(tmp_path, where: str, message: str) -> None:
     (tmp_path / "folder").mkdir()
     path = where if where.startswith("/") else tmp_path / where
