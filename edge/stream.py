@@ -27,11 +27,12 @@ CALIBRATION_MARGIN_DB = 3.0  # a noise frame's energy varies about this much bel
 class GateParams:
     """Settings of the voice-activity gate; durations in seconds, levels in dB.
 
-    Frame energy is the mean square of a frame in the speech band (``band``)
-    in dB relative to a full-scale signal (1.0). Speech starts when ``onset_frames`` frames in a
-    row exceed ``max(floor + start_db, min_start_db)`` and ends when no frame
-    exceeded ``max(floor + stop_db, min_start_db - (start_db - stop_db))``
-    for ``hangover`` seconds.
+    A frame's energy is the mean square, over it and the frame before, of the
+    speech band (``band``) in dB relative to a full-scale signal (1.0). Speech
+    starts when ``onset_frames`` frames in a row exceed
+    ``max(floor + start_db, min_start_db)`` and ends when no frame exceeded
+    ``max(floor + stop_db, min_start_db - (start_db - stop_db), peak - peak_drop_db)``
+    for ``hangover`` seconds (``peak``: the utterance's loudest frame).
     """
 
     frame: float = 0.010
