@@ -72,11 +72,11 @@ def pulse_server() -> Iterator[tuple[dict[str, str], subprocess.Popen]]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def start_listen(model: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+def start_listen(model: Path, env: dict[str, str], log: Path,
+                 rate: list[str] = ["--samplerate", str(CAPTURE_RATE)]) -> subprocess.Popen:  # noqa: B006
     """``listen --device pulse --json`` in the background, once it reports it is listening."""
     process = subprocess.Popen(
-        [*CLI, "listen", "--device", "pulse", "--samplerate", str(CAPTURE_RATE), "--json",
-         "--model", str(model)],
+        [*CLI, "listen", "--device", "pulse", *rate, "--json", "--model", str(model)],
         env=env, stdout=subprocess.PIPE, stderr=log.open("wb"))
     deadline = time.monotonic() + 60
     while "listening on" not in log.read_text():
@@ -87,11 +87,12 @@ def start_listen(model: Path, env: dict[str, str], log: Path) -> subprocess.Pope
     return process
 
 
-def test_microphone_hears_the_same_digits_as_the_file(fsdd_test_clips, plumbing_model, tmp_path):
+@pytest.mark.parametrize("rate", [["--samplerate", str(CAPTURE_RATE)], []], ids=["16k", "default"])
+def test_microphone_hears_the_same_digits_as_the_file(fsdd_test_clips, plumbing_model, tmp_path, rate):
     stream = build_stream(fsdd_test_clips, tmp_path / "stream.wav", 10, seed=1)
     from_file = listen_json(plumbing_model, "--input", str(stream.path))
     with pulse_server() as (env, _):
-        listener = start_listen(plumbing_model, env, tmp_path / "listen.log")
+        listener = start_listen(plumbing_model, env, tmp_path / "listen.log", rate)
         subprocess.run(["paplay", str(stream.path)], env=env, check=True, timeout=120)
         time.sleep(1.0)  # the last hang-over
         listener.send_signal(signal.SIGTERM)
@@ -100,6 +101,7 @@ def test_microphone_hears_the_same_digits_as_the_file(fsdd_test_clips, plumbing_
     assert listener.returncode == 0, log
     assert "stopped by SIGTERM" in log and "Traceback" not in log
     assert "0 blocks dropped" in log
+    assert f"at {rate[1] if rate else 8000} Hz" in log  # without --samplerate: the model's rate
     heard = [json.loads(line) for line in out.decode().splitlines()]
     assert len(heard) == len(from_file) == len(stream.digits), (heard, from_file)
     # The same utterances, shifted by however long listen waited before paplay started.

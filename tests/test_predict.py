@@ -15,6 +15,7 @@ import pytest
 from conftest import require
 
 from audiomnist_edge.model import DEFAULT_MODEL, Model
+from audiomnist_edge.recognizer import recognize_file
 from audiomnist_edge.resample import resample
 from audiomnist_edge.wav import read_wav, read_wav_info
 
@@ -57,7 +58,8 @@ def clips(fsdd_test_clips) -> list[Path]:
 
 
 def test_json_records_match_the_python_api(model_path, clips) -> None:
-    result = run("predict", "--model", str(model_path), "--json", "--top-k", "3", *map(str, clips))
+    result = run("predict", "--model", str(model_path), "--json", "--top-k", "3", "--min-confidence", "0",
+                 *map(str, clips))
     assert result.returncode == 0, result.stderr
     got = records(result)
     assert [r["file"] for r in got] == [str(c) for c in clips]
@@ -68,9 +70,10 @@ def test_json_records_match_the_python_api(model_path, clips) -> None:
         probabilities = [p for _, p in record["top"]]
         assert probabilities == sorted(probabilities, reverse=True)
         assert record["top"][0] == [record["digit"], record["probability"]]
-        expected = model.classify(*read_wav(clip), top_k=3)
+        [expected] = recognize_file(model, clip, top_k=3, min_confidence=0).detections
         assert record["digit"] == int(expected.label)
-        assert record["probability"] == pytest.approx(expected.probability, abs=1e-4)
+        assert record["probability"] == pytest.approx(expected.confidence, abs=1e-4)
+        assert record["utterances"][0]["start"] == pytest.approx(expected.start, abs=1e-3)
     assert "20 files, 0 failed" in result.stderr
 
 
@@ -159,9 +162,9 @@ def test_predict_and_info_run_without_tensorflow(model_path, clips) -> None:
         assert "blocked" not in result.stderr
 
 
-# The packaged model scores 296/300 (0.987) on FSDD's official test takes (2026-11-26,
-# `audiomnist-edge predict --json` on takes 0-4); the floor leaves two clips of slack for a retrained model.
-PACKAGED_FLOOR = 0.98
+# The packaged model scores 292/300 (0.973) through `predict --json` on FSDD's official test
+# takes 0-4 (segmented as listen does), 296/300 on the whole clips (convert's verification).
+PACKAGED_FLOOR = 0.97
 
 
 def test_packaged_model_accuracy_on_fsdd_test(fsdd_test_clips) -> None:
@@ -173,10 +176,14 @@ def test_packaged_model_accuracy_on_fsdd_test(fsdd_test_clips) -> None:
     got = records(result)
     assert len(got) == len(fsdd_test_clips) == 300
     correct = [r["digit"] == int(Path(r["file"]).name.split("_")[0]) for r in got]
+    # predict segments each file as listen does; FSDD clips are cut tight (speech from the
+    # first 10 ms), so segmenting costs a little against the whole clip.
     assert np.mean(correct) >= PACKAGED_FLOOR, f"accuracy {np.mean(correct):.4f} on {len(correct)} FSDD test clips"
-    # predict decides as convert's verification did, so it reproduces the figure the model carries
+    # the whole clip through Model.classify is what convert verified: the figure the model carries
     if (verification["split"], verification["n_test"]) == ("official", 300):
-        assert np.mean(correct) == pytest.approx(verification["tflite_accuracy"], abs=1e-6)
+        model = Model.load(packaged)
+        whole = [model.classify(*read_wav(path)).label == path.name.split("_")[0] for path in fsdd_test_clips]
+        assert np.mean(whole) == pytest.approx(verification["tflite_accuracy"], abs=1e-6)
 
 
 def test_readme_example_recordings() -> None:
@@ -203,3 +210,29 @@ def test_make_example_writes_small_16k_files(tmp_path) -> None:
         samples, info = read_wav_info(f)
         assert (info.sample_rate, info.bits) == (16000, 16)
         assert 0.2 < len(samples) / 16000 < 1.5 and np.abs(samples).max() > 0.5
+
+
+def test_a_wav_stream_on_stdin_and_a_file_with_several_digits(model_path, clips, tmp_path) -> None:
+    samples = [read_wav(c)[0] for c in clips[:3]]
+    gap = np.zeros(4000, dtype=np.float32)
+    three = np.concatenate([gap, samples[0], gap, samples[1], gap, samples[2], gap])
+    from audiomnist_edge.wav import wav_bytes, write_wav
+
+    write_wav(tmp_path / "three.wav", three, 8000)
+    (tmp_path / "silence.wav").write_bytes(wav_bytes(np.zeros(8000), 8000))
+    args = [sys.executable, "-m", "audiomnist_edge", "predict", "--model", str(model_path), "--json",
+            "--min-confidence", "0"]
+    piped = subprocess.run([*args, "-"], input=(tmp_path / "three.wav").read_bytes(),
+                           capture_output=True, timeout=300)
+    assert piped.returncode == 0, piped.stderr.decode()
+    [from_stdin] = [json.loads(line) for line in piped.stdout.decode().splitlines()]
+    [from_file, silence] = records(run("predict", "--model", str(model_path), "--json", "--min-confidence", "0",
+                                       str(tmp_path / "three.wav"), str(tmp_path / "silence.wav")))
+    assert from_stdin["utterances"] == from_file["utterances"] and from_stdin["file"] == "-"
+    assert len(from_file["utterances"]) == 3 and from_file["digit"] is None
+    assert from_file["sequence"] == "".join(str(u["digit"]) for u in from_file["utterances"])
+    starts = [u["start"] for u in from_file["utterances"]]
+    assert starts == sorted(starts) and starts[1] > 0.5 + len(samples[0]) / 8000
+    assert silence["utterances"] == [] and silence["sequence"] == "" and silence["digit"] is None
+    human = run("predict", "--model", str(model_path), str(tmp_path / "silence.wav"))
+    assert "no speech found" in human.stdout
