@@ -293,21 +293,27 @@ def test_bad_input_is_one_line(args, message):
 
 def test_service_unit_runs_listen_at_boot(tmp_path):
     out = tmp_path / "audiomnist-edge.service"
+    models = tmp_path / "models"
     result = subprocess.run([*CLI, "service", "--user", "pi", "--exec", "/opt/ae/bin/audiomnist-edge",
-                             "--out", str(out), "--", "--device", "USB Audio", "--sequence"],
+                             "--model-dir", str(models), "--out", str(out),
+                             "--", "--device", "USB Audio", "--sequence"],
                             capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr.decode()
     unit = out.read_text()
-    assert 'ExecStart=/opt/ae/bin/audiomnist-edge listen --device "USB Audio" --sequence' in unit
+    assert ('ExecStart=/opt/ae/bin/audiomnist-edge listen --device "USB Audio" --sequence '
+            f'--model {models}/model.tflite') in unit.splitlines()
+    assert (models / "model.tflite").is_file()  # the packaged model until the first flash
     for line in ("Restart=always", "User=pi", "SupplementaryGroups=audio", "StandardOutput=journal",
                  "WantedBy=multi-user.target"):
         assert line in unit.splitlines()
-    again = subprocess.run([*CLI, "service", "--out", str(out)], capture_output=True, timeout=60)
+    again = subprocess.run([*CLI, "service", "--model-dir", str(models), "--out", str(out)],
+                           capture_output=True, timeout=60)
     assert again.returncode == 1 and "--force" in again.stderr.decode()
     assert out.read_text() == unit
     if shutil.which("systemd-analyze"):  # a unit for this installation must load cleanly
         local = tmp_path / "local.service"
-        subprocess.run([*CLI, "service", "--out", str(local)], check=True, timeout=60)
+        subprocess.run([*CLI, "service", "--model-dir", str(models), "--out", str(local)],
+                       check=True, timeout=60)
         verify = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True)
         assert local.name not in verify.stderr.decode() + verify.stdout.decode()
 
