@@ -190,15 +190,44 @@ def score(classify: Callable[[np.ndarray, int], int | None], clips: Sequence[tup
             "descriptions": {name: DESCRIPTIONS[name] for name in names}}
 
 
-def condition_table(model, clips: Sequence[tuple[str | Path, int]], seed: int = 0,
-                    conditions: Iterable[str] | None = None, progress: bool = True) -> dict:
-    """Accuracy of an edge ``Model`` (through ``Model.classify``) under each condition; see ``score``."""
-    def classify(samples: np.ndarray, rate: int) -> int | None:
+DECISIONS = ("predict", "clip")
+
+
+def decider(model, decision: str = "predict") -> Callable[[np.ndarray, int], int | None]:
+    """``classify(samples, rate) -> digit or None`` for an edge ``Model``.
+
+    ``predict``: what ``audiomnist-edge predict`` (and ``listen``) report for the
+    audio: the runtime's segmentation, shift-averaged decision and confidence
+    gate; a digit only when exactly one utterance is found and accepted.
+    ``clip``: ``Model.classify`` on the whole clip (trim, centre, one decision),
+    as ``convert`` verifies a model.
+    """
+    from ..recognizer import Recognizer
+
+    if decision not in DECISIONS:
+        raise EdgeError(f"unknown decision path {decision!r} (choose from {', '.join(DECISIONS)})")
+
+    def clip(samples: np.ndarray, rate: int) -> int | None:
         label = model.classify(samples, rate).label
         return int(label) if label.isdigit() else None
 
-    result = score(classify, clips, seed, conditions, progress)
+    def predict(samples: np.ndarray, rate: int) -> int | None:
+        recognizer = Recognizer(model, rate)
+        block = max(1, rate // 20)
+        found = [d for k in range(0, len(samples), block)
+                 for d in recognizer.feed(samples[k:k + block])] + recognizer.finish()
+        return int(found[0].digit) if len(found) == 1 and found[0].digit is not None else None
+
+    return predict if decision == "predict" else clip
+
+
+def condition_table(model, clips: Sequence[tuple[str | Path, int]], seed: int = 0,
+                    conditions: Iterable[str] | None = None, progress: bool = True,
+                    decision: str = "predict") -> dict:
+    """Accuracy of an edge ``Model`` under each condition (``decider`` path); see ``score``."""
+    result = score(decider(model, decision), clips, seed, conditions, progress)
     result["model"] = str(model.path)
+    result["decision"] = decision
     return result
 
 
