@@ -42,7 +42,7 @@ def recordings(data: Path | None, count: int, sample_rate: int) -> tuple[list[np
     for path in chosen:
         samples, rate = read_wav(path)
         signals.append(resample(samples, rate, sample_rate))
-    return signals, f"{len(chosen)} FSDD recordings from {folder}"
+    return signals, f"{len(chosen)} FSDD recordings from {os.path.relpath(folder.resolve(), REPO)}"
 
 
 def one_second(signals: list[np.ndarray], sample_rate: int) -> list[np.ndarray]:

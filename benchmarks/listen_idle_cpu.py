@@ -8,10 +8,13 @@ After a warm-up it reads the process's CPU time and resident memory from
     python -m benchmarks.listen_idle_cpu                   # 60 s at the model's rate
     python -m benchmarks.listen_idle_cpu --rate 48000      # a device that refuses 8 kHz
     python -m benchmarks.listen_idle_cpu --device pulse    # a real input device instead of stdin
+    python -m benchmarks.listen_idle_cpu --device pulse --rate 16000 --private-pulse
+                                                           # ... on a private PulseAudio server
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -20,6 +23,8 @@ import time
 
 import click
 import numpy as np
+
+from .pulse import private_server
 
 BLOCK_SECONDS = 0.05
 
@@ -48,16 +53,31 @@ def rss_kib(pid: int) -> int:
 @click.option("--noise-dbfs", type=float, default=-60.0, show_default=True)
 @click.option("--device", help="Capture from this input device (PortAudio) instead of stdin; "
                                "--rate is then the capture rate.")
+@click.option("--private-pulse", is_flag=True,
+              help="With --device: start a private PulseAudio server (null sink at --rate, its monitor "
+                   "the default source) for the measurement (benchmarks/pulse.py).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 def main(model_path: str | None, rate: int, seconds: float, warmup: float, noise_dbfs: float,
-         device: str | None, as_json: bool) -> None:
+         device: str | None, private_pulse: bool, as_json: bool) -> None:
     """Measure listen's CPU use (percent of one core) and memory while idle-listening."""
+    if private_pulse and not device:
+        raise click.UsageError("--private-pulse needs --device (e.g. --device pulse)")
+    try:
+        with private_server(rate) if private_pulse else contextlib.nullcontext(dict(os.environ)) as env:
+            measure(model_path, rate, seconds, warmup, noise_dbfs, device, as_json, env)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def measure(model_path: str | None, rate: int, seconds: float, warmup: float, noise_dbfs: float,
+            device: str | None, as_json: bool, env: dict[str, str]) -> None:
+    """Run listen, feed or let it capture for warm-up + seconds, and print the figures."""
     source = ["--device", device] if device else ["--input", "-"]
     command = [sys.executable, "-m", "audiomnist_edge", "listen", *source,
                "--samplerate", str(rate), "--json"]
     command += ["--model", model_path] if model_path else []
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+                               stderr=subprocess.PIPE, env=env)
     rng = np.random.default_rng(0)
     block = int(rate * BLOCK_SECONDS)
     started = time.perf_counter()

@@ -7,14 +7,25 @@ segmenter's hang-over (the wait for quiet, reported separately).
 
     python -m benchmarks.listen_latency                    # 30 digits in real time (~45 s)
     python -m benchmarks.listen_latency --fast --digits 100
+    python -m benchmarks.listen_latency --device pulse --private-pulse   # through PulseAudio
+
+With ``--device`` the stream is played with ``paplay`` into the default
+PulseAudio sink while ``listen --device DEVICE`` captures it, so the figures
+include the audio stack; ``--private-pulse`` first starts a private PulseAudio
+server whose default source is the monitor of a null sink (benchmarks/pulse.py),
+so nothing else needs to be set up or is disturbed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import click
@@ -23,8 +34,10 @@ import numpy as np
 from audiomnist_edge.wav import write_wav
 
 from .clips import recordings
+from .pulse import private_server
 
 RATE = 8000
+CAPTURE_RATE = 16000  # listen's capture rate with --device (resampled to the model's)
 
 
 def digit_stream(data: Path | None, digits: int, pause: float = 1.0, noise_dbfs: float = -60.0,
@@ -37,6 +50,37 @@ def digit_stream(data: Path | None, digits: int, pause: float = 1.0, noise_dbfs:
     return (stream + rng.normal(0, 10 ** (noise_dbfs / 20), len(stream))).astype(np.float32)
 
 
+def _text(log) -> str:
+    """Everything written so far to a binary temporary file."""
+    log.seek(0)
+    return log.read().decode(errors="replace")
+
+
+def through_device(wav: Path, device: str, model_args: list[str], env: dict[str, str]) -> str:
+    """Play ``wav`` with paplay while ``listen --device`` captures it; listen's JSON output."""
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen([sys.executable, "-m", "audiomnist_edge", "listen", "--device", device,
+                                    "--samplerate", str(CAPTURE_RATE), "--json", *model_args],
+                                   env=env, stdout=subprocess.PIPE, stderr=log)
+        try:
+            deadline = time.monotonic() + 60
+            while "listening on" not in _text(log):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise click.ClickException(f"listen did not start: {_text(log).strip()[-300:]}")
+                time.sleep(0.1)
+            subprocess.run(["paplay", str(wav)], env=env, check=True)
+            time.sleep(1.0)  # the last hang-over
+            process.send_signal(signal.SIGTERM)
+            out, _ = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if process.returncode:
+            raise click.ClickException(_text(log).strip().splitlines()[-1])
+    return out.decode()
+
+
 @click.command()
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
               help="Model file [default: the packaged model].")
@@ -44,23 +88,45 @@ def digit_stream(data: Path | None, digits: int, pause: float = 1.0, noise_dbfs:
               help="FSDD root [default: $AUDIOMNIST_EDGE_FSDD or ../shared/datasets/fsdd].")
 @click.option("--digits", type=click.IntRange(1, 3000), default=30, show_default=True)
 @click.option("--fast", is_flag=True, help="Feed as fast as possible instead of in real time.")
+@click.option("--device", help="Capture from this input device while the stream plays through "
+                               "PulseAudio (paplay), instead of reading the file.")
+@click.option("--private-pulse", is_flag=True,
+              help="With --device: start a private PulseAudio server (null sink, its monitor the "
+                   "default source) for the measurement.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
-def main(model_path: str | None, data: Path | None, digits: int, fast: bool, as_json: bool) -> None:
+def main(model_path: str | None, data: Path | None, digits: int, fast: bool, device: str | None,
+         private_pulse: bool, as_json: bool) -> None:
     """Measure listen's decision latency on a stream of spoken digits."""
+    if private_pulse and not device:
+        raise click.UsageError("--private-pulse needs --device (e.g. --device pulse)")
+    if fast and device:
+        raise click.UsageError("--fast reads a file; a device delivers audio in real time")
+    model_args = ["--model", model_path] if model_path else []
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "stream.wav"
         write_wav(wav, digit_stream(data, digits), RATE)
-        command = [sys.executable, "-m", "audiomnist_edge", "listen", "--input", str(wav), "--json"]
-        command += ["--model", model_path] if model_path else []
-        command += [] if fast else ["--realtime"]
-        result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode:
-        raise click.ClickException(result.stderr.strip().splitlines()[-1])
-    records = [json.loads(line) for line in result.stdout.splitlines()]
+        if device:
+            try:
+                with (private_server(CAPTURE_RATE) if private_pulse
+                      else contextlib.nullcontext(dict(os.environ))) as env:
+                    output = through_device(wav, device, model_args, env)
+            except (RuntimeError, subprocess.CalledProcessError) as exc:
+                raise click.ClickException(str(exc)) from None
+        else:
+            command = [sys.executable, "-m", "audiomnist_edge", "listen", "--input", str(wav), "--json",
+                       *model_args, *([] if fast else ["--realtime"])]
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode:
+                raise click.ClickException(result.stderr.strip().splitlines()[-1])
+            output = result.stdout
+    records = [json.loads(line) for line in output.splitlines()]
+    if not records:
+        raise click.ClickException("listen reported no digits")
     latency = np.array([r["latency_ms"] for r in records])
     hangover = np.array([r["hangover_ms"] for r in records])
     figures = {
-        "mode": "fast" if fast else "realtime", "digits_spoken": digits, "detections": len(records),
+        "mode": f"device {device}" if device else "fast" if fast else "realtime",
+        "digits_spoken": digits, "detections": len(records),
         "latency_ms": {f"p{p}": round(float(np.percentile(latency, p)), 2) for p in (50, 90, 99)}
         | {"max": round(float(latency.max()), 2)},
         "hangover_ms": round(float(np.median(hangover)), 1),

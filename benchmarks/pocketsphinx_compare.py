@@ -30,6 +30,7 @@ from audiomnist_edge.resample import resample
 from audiomnist_edge.train.conditions import (
     CONDITIONS,
     DESCRIPTIONS,
+    decider,
     generate,
     held_out_clips,
 )
@@ -74,10 +75,8 @@ def _version(package: str) -> str:
 
 
 def ours(model: Model):
-    def classify(samples: np.ndarray, rate: int) -> int | None:
-        label = model.classify(samples, rate).label
-        return int(label) if label.isdigit() else None
-    return classify
+    """Our decision on a clip: what ``predict`` reports (segmentation, shifts, gate)."""
+    return decider(model, "predict")
 
 
 def subsample(clips: list, max_clips: int | None, seed: int) -> list:

@@ -7,19 +7,23 @@ Nyquist frequency) and of a 4.1 kHz tone (above it: whatever is left is
 aliasing, folded to 3.9 kHz).
 
     python -m benchmarks.resample_compare                 # Markdown table on stdout
-    python -m benchmarks.resample_compare --json --rounds 50
+    python -m benchmarks.resample_compare --rounds 50 --out benchmarks/results   # resample.{json,md}
 """
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
+from audiomnist_edge.bench import cpu_name
 from audiomnist_edge.resample import ENGINES, Resampler, resample
 
 from .clips import one_second, recordings
@@ -74,6 +78,15 @@ def at_source_rate(signals: list[np.ndarray], rate: int) -> list[np.ndarray]:
     return [resample(x, rate, SOURCE_RATE, "numpy") for x in signals]
 
 
+def summary(result: dict[str, Any]) -> str:
+    """One sentence with the speed-ups, as the README quotes it."""
+    whole, stream = result["speedup"]["whole"], result["speedup"]["stream"]
+    return (f"soxr {result['times']['soxr']['median_ms']:.3f} ms per second of 48 kHz audio against "
+            f"{result['times']['numpy']['median_ms']:.3f} ms for the NumPy fallback: "
+            f"{whole['median']:.1f}x ({whole['p25']:.1f}-{whole['p75']:.1f}) faster, "
+            f"{stream['median']:.1f}x ({stream['p25']:.1f}-{stream['p75']:.1f}) in 50 ms blocks")
+
+
 def markdown_rows(result: dict[str, Any]) -> list[str]:
     """The quality table, as Markdown lines."""
     lines = ["| engine | level at 3.7 kHz | 4.1 kHz tone (aliasing) | ms per second of 48 kHz audio |",
@@ -91,18 +104,28 @@ def markdown_rows(result: dict[str, Any]) -> list[str]:
 @click.option("--clips", "n_clips", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--rounds", type=click.IntRange(2), default=30, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="The results as JSON.")
-def main(data: str | None, n_clips: int, rounds: int, as_json: bool) -> None:
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Also write resample.json and resample.md into this folder.")
+def main(data: str | None, n_clips: int, rounds: int, as_json: bool, out: str | None) -> None:
     """Compare soxr and the NumPy resampler, 48 kHz -> 8 kHz, speed and quality."""
     signals, source = recordings(Path(data) if data else None, n_clips, TARGET_RATE)
     result = compare(at_source_rate(one_second(signals, TARGET_RATE), TARGET_RATE), rounds)
-    if as_json:
-        click.echo(json.dumps({**result, "clips": source, "rounds": rounds}, indent=1))
-        return
-    speedup = result["speedup"]
-    click.echo(f"{source}, {rounds} rounds; soxr is {speedup['whole']['median']:.1f}x "
-               f"({speedup['whole']['p25']:.1f}-{speedup['whole']['p75']:.1f}) faster whole, "
-               f"{speedup['stream']['median']:.1f}x in 50 ms blocks\n")
-    click.echo("\n".join(markdown_rows(result)))
+    result["context"] = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "machine": platform.machine(),
+                         "load_average": round(os.getloadavg()[0], 2), "clips": source, "rounds": rounds}
+    if out:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "resample.json").write_text(json.dumps(result, indent=1) + "\n")
+        (folder / "resample.md").write_text(markdown(result))
+    click.echo(json.dumps(result, indent=1) if as_json else markdown(result), nl=as_json)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The context, the speed-ups and the quality table."""
+    ctx = result["context"]
+    return (f"Measured {ctx['date']} on {ctx['cpu']} ({ctx['machine']}, load {ctx['load_average']:.1f}); "
+            f"{ctx['clips']}, 1 s each at 48 kHz; {ctx['rounds']} interleaved rounds.\n\n"
+            f"{summary(result)}.\n\n" + "\n".join(markdown_rows(result)) + "\n")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,11 @@
 
     python -m benchmarks.run --model M.tflite --run RUN_DIR      # full run (a few minutes)
     python -m benchmarks.run --quick --out /tmp/bench            # smoke run (seconds)
+
+RUN_DIR is the training run the model was converted from (the Keras and float32
+comparisons need its model.keras); the README's Training section makes
+``runs/default`` with the default recipe. Paths in the results are written
+relative to the repository, so they mean the same on every checkout.
 """
 
 from __future__ import annotations
@@ -26,16 +31,26 @@ from . import clips as clip_sets
 from . import mfcc_compare, model_compare, process_compare, resample_compare
 from .report import write_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+MAKE_RUN = ("python -m audiomnist_edge.train.synth --speakers 320 && audiomnist-edge train "
+            "--data ../shared/datasets/fsdd --arch cnn --split official "
+            "--synth ~/.cache/audiomnist-edge/synth/v1-s320-t1-r8000-seed0 --out runs/default")
 LENGTHS = [0.5, 1, 2, 5, 10, 30]
 BATCHES = [1, 8, 32, 128, 512]
+
+
+def relative(path: Path) -> str:
+    """``path`` relative to the repository (results must not name the machine's folders)."""
+    return os.path.relpath(Path(path).resolve(), REPO)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
               help="int8 model file (default: the packaged model).")
-@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
-              help="Training run folder (model.keras, features.json): enables the float32 and Keras comparisons.")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False),
+              help="Training run folder (model.keras, features.json): enables the float32 and Keras "
+                   f"comparisons. The default model's: {MAKE_RUN}")
 @click.option("--float32", "float32_path", type=click.Path(exists=True, dir_okay=False),
               help="float32 TFLite model (default: converted from the run's model.keras).")
 @click.option("--data", type=click.Path(file_okay=False),
@@ -57,9 +72,14 @@ def main(model_path: str | None, run_dir: str | None, float32_path: str | None, 
 
     \b
     Examples:
-      python -m benchmarks.run --model edge/models/default.tflite --run runs/cnn-official
+      python -m benchmarks.run --model edge/models/default.tflite --run runs/default
       python -m benchmarks.run --quick --out /tmp/bench-smoke
     """
+    if run_dir and not (Path(run_dir) / "model.keras").is_file():
+        raise click.UsageError(f"{run_dir} is not a training run (no model.keras); "
+                               f"the default model's run is made with: {MAKE_RUN}")
+    if not run_dir:
+        click.echo("no --run: skipping the float32 and Keras comparisons (see --help to make one)", err=True)
     lengths, batches, stage_repeat = LENGTHS, BATCHES, 300
     if quick:
         n_clips, rounds, cold_runs, lengths, batches, stage_repeat = 3, 2, 1, [0.5, 1], [1, 4], 20
@@ -114,7 +134,7 @@ def main(model_path: str | None, run_dir: str | None, float32_path: str | None, 
         "date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "machine": platform.machine(),
         "python": platform.python_version(), "backend": f"{int8.backend.name} {int8.backend.version}",
         "load_average": list(os.getloadavg()), "clips": source, "rounds": rounds,
-        "model": str(int8.path), "run": str(run) if run else None, "quick": quick,
+        "model": relative(int8.path), "run": relative(run) if run else None, "quick": quick,
     }
     for path in write_results(results, Path(out)):
         click.echo(path)

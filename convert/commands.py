@@ -13,8 +13,10 @@ import click
 import numpy as np
 
 from audiomnist_edge.artifact import parse_artifact
+from audiomnist_edge.atomic import refuse_existing, write_file
 from audiomnist_edge.config import ConfigError, FeatureParams
-from audiomnist_edge.errors import require_extra
+from audiomnist_edge.errors import EdgeError, require_extra
+from audiomnist_edge.jsonsafe import dumps
 from audiomnist_edge.model import Model
 
 from .metadata import embed_metadata
@@ -48,11 +50,14 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], FeaturePara
         info = json.loads((run_dir / "run.json").read_text())
         metrics_path = run_dir / "metrics.json"
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConversionError(f"{run_dir}: unreadable run files: {exc}") from None
+    for name, document in (("run.json", info), ("metrics.json", metrics)):
+        if not isinstance(document, dict):
+            raise ConversionError(f"{run_dir}/{name}: not a JSON object")
     try:
         params = FeatureParams.from_json((run_dir / "features.json").read_text())
-    except ConfigError as exc:
+    except (ConfigError, OSError, UnicodeDecodeError) as exc:
         raise ConversionError(f"{run_dir}/features.json: {exc}") from None
     return info, metrics, params
 
@@ -85,31 +90,35 @@ def training_summary(run_dir: Path, info: dict[str, Any], metrics: dict[str, Any
     return summary
 
 
-def write_atomic(path: Path, content: bytes) -> None:
-    """Write bytes to a temporary name beside ``path``, then rename over it."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def write_atomic(path: Path, content: bytes, force: bool = False) -> None:
+    """Write bytes to a unique temporary file beside ``path`` (its folder made if missing),
+    then rename it over ``path``; ConversionError if ``path`` exists without ``force``."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
+        write_file(path, content, force)
+    except EdgeError as exc:
+        raise ConversionError(str(exc)) from None
     except OSError as exc:
         raise ConversionError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def convert_run(run_dir: str | Path, quant: str = "int8", out: str | Path | None = None,
                 data: str | None = None, name: str | None = None,
-                echo: Callable[[str], None] = print) -> dict[str, Any]:
+                echo: Callable[[str], None] = print, force: bool = False) -> dict[str, Any]:
     """Convert, verify and write a run's model; returns the embedded metadata plus the file's path.
 
-    Raises ConversionError (and writes nothing) when a hard floor is missed.
+    Raises ConversionError (and writes nothing) when a hard floor is missed, or
+    when the output file exists and ``force`` is not set (checked first).
     """
     run_dir = Path(run_dir)
     info, metrics, params = read_run(run_dir)
+    out = Path(out) if out else run_dir / f"model-{quant}.tflite"
+    try:
+        refuse_existing(out, force)
+    except EdgeError as exc:
+        raise ConversionError(str(exc)) from None
     import keras
 
-    out = Path(out) if out else run_dir / f"model-{quant}.tflite"
     echo(f"loading {run_dir / 'model.keras'}")
     try:
         model = keras.models.load_model(run_dir / "model.keras", compile=False)
@@ -127,7 +136,8 @@ def convert_run(run_dir: str | Path, quant: str = "int8", out: str | Path | None
     keras_probs = np.asarray(model.predict(x_test, batch_size=256, verbose=0))
 
     echo(f"converting to {quant}" + (" and float32 (for the size comparison)" if quant != "float32" else ""))
-    content = convert_keras(model, representative_set(x_train), quant)
+    calibration = representative_set(x_train) if quant == "int8" else None
+    content = convert_keras(model, calibration, quant)
     sizes = {quant: len(content)}
     if quant != "float32":
         sizes["float32"] = len(convert_keras(model, None, "float32"))
@@ -151,6 +161,8 @@ def convert_run(run_dir: str | Path, quant: str = "int8", out: str | Path | None
         "quantization": {"type": quant,
                          "input": tensor_quantization(runtime.input_details),
                          "output": tensor_quantization(runtime.output_details)},
+        "calibration": None if calibration is None else {
+            "clips": len(calibration), "of": len(x_train), "from": "training split", "seed": 0},
         "training": training_summary(run_dir, info, metrics, y_train, y_test),
         "verification": {**figures, "split": info.get("split", "test"),
                          "sizes": sizes, "targets": targets,
@@ -162,7 +174,7 @@ def convert_run(run_dir: str | Path, quant: str = "int8", out: str | Path | None
     parity = runtime_probabilities(shipped, x_test[:PARITY_CLIPS])
     if not np.array_equal(parity, tflite_probs[:PARITY_CLIPS]):
         raise ConversionError("the model with metadata gives different outputs; no model written")
-    write_atomic(out, final)
+    write_atomic(out, final, force)
     return {**shipped.metadata, "path": str(out), "size": len(final)}
 
 
@@ -194,9 +206,10 @@ def report_lines(result: dict[str, Any]) -> list[str]:
 @click.option("--data", type=click.Path(file_okay=False),
               help="The corpus folder, if it moved since training (run.json records it).")
 @click.option("--name", help="Model name stored in the metadata [default: RUNNAME-QUANT].")
+@click.option("--force", is_flag=True, help="Replace an existing model file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the embedded metadata as one JSON object.")
 def convert(run_dir: str, quant: str, out: str | None, data: str | None, name: str | None,
-            as_json: bool) -> None:
+            force: bool, as_json: bool) -> None:
     """Turn the training run in RUN_DIR into a verified model file for devices.
 
     Quantizes the Keras model (int8 by default, calibrated on training clips),
@@ -210,13 +223,13 @@ def convert(run_dir: str, quant: str, out: str | None, data: str | None, name: s
     Examples:
       audiomnist-edge convert runs/cnn-official
       audiomnist-edge convert runs/cnn-official --quant float32 --out /tmp/f32.tflite
-      audiomnist-edge convert runs/cnn-official --out edge/models/default.tflite --name default
+      audiomnist-edge convert runs/cnn-official --out edge/models/default.tflite --name default --force
     """
     require_extra("train", "tensorflow", "keras")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     result = convert_run(run_dir, quant, out, data, name,
-                         echo=lambda line: click.echo(line, err=True))
+                         echo=lambda line: click.echo(line, err=True), force=force)
     if as_json:
-        click.echo(json.dumps(result))
+        click.echo(dumps(result))
     else:
         click.echo("\n".join(report_lines(result)))

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import re
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,8 @@ METADATA_NAME = "audiomnist_edge"
 SCHEMA_VERSION = 1
 TFLITE_IDENTIFIER = b"TFL3"
 CHECKSUM_PLACEHOLDER = "0" * 64
+MAX_MODEL_BYTES = 256 * 1024 * 1024
+"""Largest model file read (a spoken-digit model is well under 1 MB)."""
 _CHECKSUM_FIELD = re.compile(rb'"sha256": ?"([0-9a-f]{64})"')
 
 
@@ -130,6 +135,7 @@ def seal(data: bytes) -> bytes:
     digest = file_checksum(data, span)
     start, length = span
     match = _CHECKSUM_FIELD.search(data, start, start + length)
+    assert match is not None  # file_checksum found it
     return data[:match.start(1)] + digest.encode() + data[match.end(1):]
 
 
@@ -152,15 +158,45 @@ class Artifact:
         return hashlib.sha256(self.content).hexdigest()
 
 
+def _check_quantization(block: Any) -> str | None:
+    """Why a metadata ``quantization`` block is malformed, or None when it is fine (or absent)."""
+    if block is None:
+        return None
+    if not isinstance(block, dict):
+        return "quantization is not an object"
+    for side in ("input", "output"):
+        if side not in block:
+            continue
+        q = block[side]
+        if not isinstance(q, dict):
+            return f"quantization.{side} is not an object"
+        if not isinstance(q.get("dtype"), str):
+            return f"quantization.{side}.dtype is not a string"
+        shape = q.get("shape")
+        if not isinstance(shape, list) or not all(isinstance(n, int) and not isinstance(n, bool)
+                                                  for n in shape):
+            return f"quantization.{side}.shape is not a list of integers"
+        scale, zero_point = q.get("scale"), q.get("zero_point")
+        if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale)):
+            return f"quantization.{side}.scale is not a finite number"
+        if not (isinstance(zero_point, int) and not isinstance(zero_point, bool)):
+            return f"quantization.{side}.zero_point is not an integer"
+    return None
+
+
 def parse_artifact(content: bytes, path: Path) -> Artifact:
-    """Check and describe model bytes; ModelError with a one-line reason if unusable."""
+    """Check and describe model bytes; ModelError with a one-line reason if unusable.
+
+    Every metadata field the runtime reads is checked here (labels, features,
+    features_hash, quantization), so a model that loads never fails later on them.
+    """
     span = metadata_span(content)
     if span is None:
         raise ModelError(f"{path}: no {METADATA_NAME} metadata (not made by `audiomnist-edge convert`)")
     start, length = span
     try:
         metadata = json.loads(content[start:start + length].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ModelError(f"{path}: metadata is not valid JSON") from None
     if not isinstance(metadata, dict):
         raise ModelError(f"{path}: metadata is not a JSON object")
@@ -172,22 +208,50 @@ def parse_artifact(content: bytes, path: Path) -> Artifact:
     labels = metadata.get("labels")
     if not isinstance(labels, list) or not labels:
         raise ModelError(f"{path}: metadata has no labels")
+    if not all(isinstance(label, str) and label for label in labels) or len(set(labels)) != len(labels):
+        raise ModelError(f"{path}: metadata labels must be distinct non-empty strings")
+    features = metadata.get("features")
+    if not isinstance(features, dict):
+        raise ModelError(f"{path}: metadata features is not an object")
     try:
-        params = FeatureParams.from_dict(metadata.get("features") or {})
+        params = FeatureParams.from_dict(features)
     except ConfigError as exc:
         raise ModelError(f"{path}: feature configuration the runtime cannot compute: {exc}") from None
     if metadata.get("features_hash") != params.stable_hash():
         raise ModelError(f"{path}: feature configuration does not match its hash")
+    problem = _check_quantization(metadata.get("quantization"))
+    if problem:
+        raise ModelError(f"{path}: metadata {problem}")
     return Artifact(path=path, content=content, metadata=metadata, params=params)
+
+
+def read_model_bytes(path: Path, limit: int = MAX_MODEL_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; ModelError otherwise.
+
+    The size is checked before reading, so a device, a FIFO or a huge sparse file
+    is refused at once instead of being read whole.
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ModelError(f"{path}: not a regular file")
+            if info.st_size > limit:
+                raise ModelError(f"{path}: {info.st_size} bytes is too large for a model "
+                                 f"(at most {limit // (1024 * 1024)} MB)")
+            content = handle.read(limit + 1)
+    except OSError as exc:
+        raise ModelError(f"{path}: {exc.strerror or exc}") from None
+    if len(content) > limit:
+        raise ModelError(f"{path}: too large for a model (at most {limit // (1024 * 1024)} MB)")
+    return content
 
 
 def read_artifact(path: str | Path) -> Artifact:
     """Read and check a model file."""
     path = Path(path)
-    try:
-        content = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"{path}: {exc.strerror or exc}") from None
+    content = read_model_bytes(path)
     try:
         return parse_artifact(content, path)
     except ModelError as exc:

@@ -9,6 +9,7 @@ reference figures the converter stored in the model.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -24,6 +25,7 @@ import numpy as np
 
 from .errors import EdgeError
 from .features import clip_features
+from .jsonsafe import dumps
 from .interpreter import BACKENDS
 from .memory import peak_rss_bytes
 from .model import Model
@@ -33,6 +35,7 @@ from .wav import read_wav, wav_bytes
 STAGES = ("decode", "resample", "mfcc", "invoke", "end_to_end")
 REFERENCE_KEYS = {"mfcc": "mfcc_ms", "invoke": "invoke_ms", "end_to_end": "end_to_end_ms"}
 NO_REFERENCE = "no reference figures in this model"
+MAX_INPUT_BYTES = 64_000_000  # bench times one clip; a minute at 48 kHz stereo is 11 MB
 MIC_RATE = 16000  # a common microphone rate: the resampling stage's source when the clip has none
 
 # Run in a fresh interpreter: import the runtime, load the model, decide one clip.
@@ -52,6 +55,21 @@ print(json.dumps({"done": done, "label": label, "peak_rss_bytes": peak_rss_bytes
 
 class BenchError(EdgeError):
     """A benchmark that cannot run (bad input, failing subprocess)."""
+
+
+def read_input(path: str, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of a WAV clip, read once (a FIFO or stdin works too) and checked by the WAV reader."""
+    try:
+        with open(path, "rb") as handle:
+            wav = handle.read(limit + 1)
+    except OSError as exc:
+        raise BenchError(f"{path}: {exc.strerror or exc}") from None
+    if len(wav) > limit:
+        raise BenchError(f"{path}: more than {limit // 1_000_000} MB; bench times one clip")
+    clip = io.BytesIO(wav)
+    clip.name = path  # the WAV reader's messages name the file
+    read_wav(clip)
+    return wav
 
 
 def synthetic_utterance(sample_rate: int, seconds: float = 1.0, seed: int = 0) -> np.ndarray:
@@ -75,7 +93,7 @@ def cpu_name() -> str:
     """The CPU model as /proc/cpuinfo names it (Raspberry Pi: the board), else platform's guess."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        found = {}
+        found: dict[str, str] = {}
         for line in cpuinfo.read_text(errors="replace").splitlines():
             key, _, value = line.partition(":")
             found.setdefault(key.strip(), value.strip())
@@ -85,7 +103,7 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def percentiles_ms(seconds: Sequence[float]) -> dict[str, float]:
+def percentiles_ms(seconds: Sequence[float] | np.ndarray) -> dict[str, float]:
     """p50, p95 and p99 of durations given in seconds, in milliseconds."""
     p50, p95, p99 = np.percentile(np.asarray(seconds, dtype=np.float64) * 1e3, [50, 95, 99])
     return {"p50": round(float(p50), 4), "p95": round(float(p95), 4), "p99": round(float(p99), 4)}
@@ -135,7 +153,8 @@ def measure_stages(model: Model, wav: bytes, repeat: int, warmup: int,
         "invoke": lambda: model.probabilities(features),
         "end_to_end": lambda: model.classify(samples, rate),
     }
-    result = {name: percentiles_ms(time_calls(actions[name], repeat, warmup, tick)) for name in STAGES}
+    result: dict[str, dict[str, Any]] = {
+        name: percentiles_ms(time_calls(actions[name], repeat, warmup, tick)) for name in STAGES}
     result["resample"].update(from_hz=source, to_hz=target)
     return result
 
@@ -146,11 +165,17 @@ def run_fresh_process(argv: list[str], timeout: float = 600) -> tuple[float, flo
     Returns ms from launch to ``done``, its peak resident memory in MB, and the report.
     """
     started = time.time()
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"benchmark process took more than {timeout:g} s") from None
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
         raise BenchError(f"benchmark process failed: {lines[-1]}")
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    try:
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise BenchError("benchmark process printed no report") from None
     return 1e3 * (report["done"] - started), report["peak_rss_bytes"] / 1e6, report
 
 
@@ -307,15 +332,14 @@ def bench(model_path: str | None, backend: str | None, input_path: str | None, r
     model = Model.load(model_path, backend)
     with tempfile.TemporaryDirectory(prefix="audiomnist-bench-") as scratch:
         if input_path:
-            read_wav(input_path)  # a bad file fails here, with the WAV reader's message
-            wav_path, source = Path(input_path), input_path
+            wav, source = read_input(input_path), input_path
         else:
             clip_rate = rate or model.params.sample_rate
-            wav_path, source = Path(scratch) / "synthetic.wav", "synthetic utterance"
-            wav_path.write_bytes(wav_bytes(synthetic_utterance(clip_rate), clip_rate))
-        wav = wav_path.read_bytes()
+            wav, source = wav_bytes(synthetic_utterance(clip_rate), clip_rate), "synthetic utterance"
+        wav_path = Path(scratch) / "clip.wav"  # the cold-start processes read this copy
+        wav_path.write_bytes(wav)
         steps = len(STAGES) * (repeat + warmup) + cold_runs
         with click.progressbar(length=steps, label="benchmarking",
                                file=click.get_text_stream("stderr")) as bar:
             result = run_bench(model, wav, source, repeat, warmup, cold_runs, wav_path, bar.update)
-    click.echo(json.dumps(result) if as_json else format_report(result))
+    click.echo(dumps(result) if as_json else format_report(result))

@@ -9,11 +9,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 from typing import Any
 
 from .errors import EdgeError
 
 SCHEMA = 1
+
+
+MAX_N_FFT = 8192
+MAX_N_MELS = 512
+MAX_FRAMES = 10_000
 
 
 class ConfigError(EdgeError, ValueError):
@@ -74,7 +81,9 @@ class FeatureParams:
     speech frames; the frames outside the speech are zero."""
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = self._type_problems()
+        if problems:
+            raise ConfigError("; ".join(problems))
         if self.sample_rate < 1000 or self.sample_rate > 192000:
             problems.append(f"sample_rate {self.sample_rate} Hz out of range")
         if not 0.1 <= self.clip_seconds <= 10:
@@ -95,8 +104,34 @@ class FeatureParams:
             problems.append("need 0 < n_mfcc <= n_mels")
         if self.power <= 0 or self.db_amin <= 0 or self.db_ref <= 0:
             problems.append("power, db_amin and db_ref must be positive")
+        if self.n_fft > MAX_N_FFT or self.n_mels > MAX_N_MELS:
+            problems.append(f"need n_fft <= {MAX_N_FFT} and n_mels <= {MAX_N_MELS}")
+        if self.n_frames > MAX_FRAMES:
+            problems.append(f"more than {MAX_FRAMES} frames per clip (hop_length too small)")
         if problems:
             raise ConfigError("; ".join(problems))
+
+    def _type_problems(self) -> list[str]:
+        """One message per field whose value has the wrong type, or is NaN or infinite."""
+        problems = []
+        for field in dataclasses.fields(self):
+            value, kinds = getattr(self, field.name), _FIELD_TYPES[field.name]
+            if value is None and None in kinds:
+                continue
+            if kinds[0] is bool:
+                ok = isinstance(value, bool)
+            elif kinds[0] is int:
+                ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            elif kinds[0] is float:
+                ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                      and math.isfinite(value))
+            else:
+                ok = isinstance(value, kinds[0])
+            if not ok:
+                names = " or ".join("null" if k is None else k.__name__ for k in kinds)
+                problems.append(f"{field.name} must be a finite {names}, not {value!r}"
+                                if kinds[0] is float else f"{field.name} must be {names}, not {value!r}")
+        return problems
 
     @property
     def clip_samples(self) -> int:
@@ -122,6 +157,8 @@ class FeatureParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FeatureParams":
+        if not isinstance(data, dict):
+            raise ConfigError("feature configuration must be a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -167,3 +204,13 @@ class FeatureParams:
         """
         return dict(n_mfcc=self.n_mfcc, dct_type=self.dct_type,
                     norm=self.dct_norm, lifter=self.lifter)
+
+
+# The type each field must hold (None: the field may be null); checked before any range.
+_FIELD_TYPES: dict[str, tuple] = {
+    "sample_rate": (int,), "clip_seconds": (float,), "n_fft": (int,), "win_length": (int,),
+    "hop_length": (int,), "center": (bool,), "pad_mode": (str,), "power": (float,),
+    "n_mels": (int,), "fmin": (float,), "fmax": (float,), "db_ref": (float,), "db_amin": (float,),
+    "top_db": (float, None), "n_mfcc": (int,), "dct_type": (int,), "dct_norm": (str, None),
+    "lifter": (float,), "trim_db": (float, None), "cmvn": (bool,),
+}

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from pathlib import Path
 
 import click
 import numpy as np
 
+from .atomic import refuse_existing, write_file
 from .config import FeatureParams
 from .errors import EdgeError
+from .jsonsafe import dumps
 from .features import clip_features, mfcc, speech_bounds
 from .resample import resample
 from .wav import read_wav
@@ -29,9 +31,10 @@ def wav_at_rate(path: str, sample_rate: int) -> tuple[np.ndarray, int]:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--raw", is_flag=True, help="Plain MFCCs of the whole file (no trim, centring or CMVN).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file, with the matrix.")
-@click.option("--save", type=click.Path(dir_okay=False, writable=True),
-              help="Save the matrix of a single file as .npy.")
-def features(files: tuple[str, ...], raw: bool, as_json: bool, save: str | None) -> None:
+@click.option("--save", type=click.Path(dir_okay=False, path_type=Path),
+              help="Save the matrix of a single file as .npy (written whole or not at all).")
+@click.option("--force", is_flag=True, help="Replace an existing --save file.")
+def features(files: tuple[str, ...], raw: bool, as_json: bool, save: Path | None, force: bool) -> None:
     """Compute the MFCC matrix (frames x coefficients) of each WAV FILE.
 
     Uses the default feature configuration: audio is resampled to its rate,
@@ -46,6 +49,8 @@ def features(files: tuple[str, ...], raw: bool, as_json: bool, save: str | None)
     params = FeatureParams()
     if save and len(files) != 1:
         raise click.UsageError("--save takes exactly one FILE")
+    if save:
+        refuse_existing(save, force)
     failed = 0
     for path in files:
         try:
@@ -55,14 +60,14 @@ def features(files: tuple[str, ...], raw: bool, as_json: bool, save: str | None)
             elapsed_ms = (time.perf_counter() - started) * 1e3
         except EdgeError as exc:
             failed += 1
-            click.echo(json.dumps({"file": path, "error": str(exc)}) if as_json else f"error: {exc}",
+            click.echo(dumps({"file": path, "error": str(exc)}) if as_json else f"error: {exc}",
                        err=not as_json)
             continue
         start, end = speech_bounds(samples, params)
         if save:
-            np.save(save, matrix)
+            write_file(save, lambda handle: np.save(handle, matrix), force)
         if as_json:
-            click.echo(json.dumps({
+            click.echo(dumps({
                 "file": path, "sample_rate": rate, "seconds": len(samples) / params.sample_rate,
                 "speech": [start / params.sample_rate, end / params.sample_rate],
                 "shape": list(matrix.shape), "features_hash": params.stable_hash(),

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
-import json
+import math
 import sys
 import threading
 
 import click
 
 from .errors import EdgeError
+from .jsonsafe import dumps
 from .flash import Report, Restart, check_model, flash_target, rollback_target, run_all
 from .targets import parse_target, read_target_list
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """Refuse NaN (FloatRange lets it through: every comparison with NaN is false)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def _read_targets_file(handle) -> list[str]:
+    """Target strings from an opened -f file; EdgeError if it is not text."""
+    try:
+        return read_target_list(handle.read())
+    except UnicodeDecodeError:
+        raise EdgeError(f"{handle.name}: not a text file of targets") from None
 
 
 def _status_printer() -> Report:
@@ -39,8 +55,11 @@ def _status_printer() -> Report:
               help="Shell command that restarts the service (run on the target, in its model folder).")
 @click.option("--check-command", default=Restart.check, show_default=True,
               help="Shell command that exits 0 when the service is running again.")
-@click.option("--settle", type=click.FloatRange(0), default=Restart.settle_s, show_default=True,
-              help="Seconds to wait between the restart and the check.")
+@click.option("--settle", type=click.FloatRange(0, 3600), default=Restart.settle_s, show_default=True,
+              callback=_finite, help="Seconds to wait between the restart and the check.")
+@click.option("--restart-timeout", type=click.FloatRange(1, 3600), default=Restart.timeout_s,
+              show_default=True, callback=_finite,
+              help="Seconds the restart or check command may take before it is killed (a failure).")
 @click.option("-j", "--parallel", type=click.IntRange(1), default=4, show_default=True,
               help="How many targets to work on at once.")
 @click.option("-F", "--ssh-config", type=click.Path(exists=True, dir_okay=False),
@@ -49,7 +68,7 @@ def _status_printer() -> Report:
               help="Seconds before an unreachable SSH host is given up.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def flash(args: tuple[str, ...], targets_file: tuple, rollback: bool, check_only: bool, restart: bool,
-          restart_command: str, check_command: str, settle: float, parallel: int,
+          restart_command: str, check_command: str, settle: float, restart_timeout: float, parallel: int,
           ssh_config: str | None, connect_timeout: int, as_json: bool) -> None:
     """Install MODEL on each TARGET so no device is ever left without a working model.
 
@@ -72,31 +91,35 @@ def flash(args: tuple[str, ...], targets_file: tuple, rollback: bool, check_only
       audiomnist-edge flash --check model.tflite
     The service then loads PATH/model.tflite (listen --model PATH/model.tflite).
     """
-    args = list(args)
-    model = None if rollback else (args.pop(0) if args else None)
+    rest = list(args)
+    model = None if rollback else (rest.pop(0) if rest else None)
     if not rollback and model is None:
         raise click.UsageError("missing MODEL (or use --rollback TARGET...)")
     artifact = check_model(model) if model else None
     if check_only:
-        if rollback or args or targets_file:
+        if rollback or rest or targets_file or artifact is None:
             raise click.UsageError("--check takes only a MODEL (no targets, no --rollback)")
         click.echo(f"{model}: ok, sha256 {artifact.sha256}, labels {','.join(artifact.labels)}")
         return
-    specs = args + [spec for handle in targets_file for spec in read_target_list(handle.read())]
+    specs = rest + [spec for handle in targets_file for spec in _read_targets_file(handle)]
     if not specs:
         raise click.UsageError("no TARGET given (as arguments or with --targets-file)")
-    if len(set(specs)) != len(specs):
-        raise EdgeError("a target is listed twice; flashing it concurrently would race")
     targets = [parse_target(spec, ssh_config, connect_timeout) for spec in specs]
-    plan = Restart(restart_command, check_command, settle) if restart else None
+    seen: dict[str, str] = {}
+    for target in targets:
+        if target.key in seen:
+            raise EdgeError(f"{seen[target.key]} and {target.name} are the same target; list it once")
+        seen[target.key] = target.name
+    plan = Restart(restart_command, check_command, settle, restart_timeout) if restart else None
     report = _status_printer()
-    if rollback:
+    if artifact is None:
         outcomes = run_all(targets, lambda t: rollback_target(t, plan, report), parallel)
     else:
-        outcomes = run_all(targets, lambda t: flash_target(t, artifact, plan, report), parallel)
+        shipped = artifact
+        outcomes = run_all(targets, lambda t: flash_target(t, shipped, plan, report), parallel)
     if as_json:
-        click.echo(json.dumps({"model": model, "sha256": artifact.sha256 if artifact else None,
-                               "targets": [o.to_dict() for o in outcomes]}, indent=2))
+        click.echo(dumps({"model": model, "sha256": artifact.sha256 if artifact else None,
+                          "targets": [o.to_dict() for o in outcomes]}, indent=2))
     else:
         for outcome in outcomes:
             click.echo(f"{outcome.status:>11}  {outcome.target}: {outcome.message}")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from .interpreter import BACKENDS
+from .jsonsafe import dumps
 from .model import Model
 
 
@@ -26,6 +26,15 @@ def model_info(model: Model) -> dict[str, Any]:
         "input_shape": list(model.params.input_shape),
         "metadata": metadata,
     }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numbers(section: Any, *keys: str) -> bool:
+    """Whether an informational metadata section is a dict holding a number under every key."""
+    return isinstance(section, dict) and all(_is_number(section.get(key)) for key in keys)
 
 
 def info_lines(info: dict[str, Any]) -> list[str]:
@@ -51,17 +60,18 @@ def info_lines(info: dict[str, Any]) -> list[str]:
             lines.append(f"{side:<10} {q['dtype']} {q['shape']} scale {q['scale']:.6g} "
                          f"zero point {q['zero_point']}")
     check = meta.get("verification")
-    if check:
-        sizes = ", ".join(f"{k} {v / 1024:.1f} KB" for k, v in (check.get("sizes") or {}).items())
+    if _numbers(check, "keras_accuracy", "tflite_accuracy", "agreement"):
+        sizes = ", ".join(f"{k} {v / 1024:.1f} KB" for k, v in (check.get("sizes") or {}).items()
+                          if _is_number(v))
         lines.append(f"verified   {check.get('split', '?')} test split, {check.get('n_test', '?')} clips: "
                      f"Keras {100 * check['keras_accuracy']:.2f}%, TFLite {100 * check['tflite_accuracy']:.2f}%, "
                      f"agreement {100 * check['agreement']:.2f}%; {sizes}")
     bench = meta.get("reference_bench")
-    if bench:
+    if _numbers(bench, "mfcc_ms", "invoke_ms", "end_to_end_ms"):
         lines.append(f"reference  MFCC {bench['mfcc_ms']:.2f} ms, invoke {bench['invoke_ms']:.2f} ms, "
                      f"end to end {bench['end_to_end_ms']:.2f} ms on {bench.get('cpu', '?')}")
     training = meta.get("training")
-    if training:
+    if isinstance(training, dict) and training:
         lines.append(f"training   {training.get('run', '?')}: {training.get('layout', '?')} "
                      f"{training.get('split', '?')} split, {training.get('n_train', '?')} training clips")
     return lines
@@ -77,8 +87,9 @@ def info(model_path: str | None, backend: str | None, as_json: bool) -> None:
     """Describe a model file and the interpreter that runs it.
 
     Loading checks the file (TFLite format, metadata schema, checksum, a
-    feature configuration this runtime can compute), so `info` is also the
-    quickest way to see whether a model is usable here.
+    feature configuration this runtime can compute) and decides on a probe
+    signal (the check `flash` runs), so `info` is also the quickest way to see
+    whether a model is usable here.
 
     \b
     Examples:
@@ -86,5 +97,7 @@ def info(model_path: str | None, backend: str | None, as_json: bool) -> None:
       audiomnist-edge info --model runs/cnn-official/model-int8.tflite
       audiomnist-edge info --json | jq .metadata.verification
     """
-    details = model_info(Model.load(model_path, backend=backend))
-    click.echo(json.dumps(details) if as_json else "\n".join(info_lines(details)))
+    model = Model.load(model_path, backend=backend)
+    model.self_check()
+    details = model_info(model)
+    click.echo(dumps(details) if as_json else "\n".join(info_lines(details)))

@@ -24,6 +24,18 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.tflite"
 
 
+def probe_signal(sample_rate: int, seconds: float = 1.0) -> np.ndarray:
+    """A fixed test utterance, float32 shape (seconds * rate,): a 200 Hz buzz with harmonics
+    in the middle half, quiet noise around it."""
+    n = int(round(seconds * sample_rate))
+    t = np.arange(n) / sample_rate
+    tone = sum(np.sin(2 * np.pi * 200 * k * t) / k for k in range(1, 8) if 200 * k < sample_rate / 2)
+    envelope = np.zeros(n)
+    envelope[n // 4: n // 4 + n // 2] = np.hanning(n // 2)
+    noise = np.random.default_rng(0).standard_normal(n) * 1e-3
+    return (0.3 * envelope * tone / 2 + noise).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Prediction:
     """A decision: the best label, its probability, and the top-k (label, p) pairs."""
@@ -45,7 +57,7 @@ class Model:
         self._output = self._interpreter.get_output_details()[0]
         expected = int(np.prod(self.params.input_shape))
         if int(np.prod(self._input["shape"])) != expected:
-            raise ModelError(f"{artifact.path}: input shape {list(self._input['shape'])} does not "
+            raise ModelError(f"{artifact.path}: input shape {[int(n) for n in self._input['shape']]} does not "
                              f"fit the feature configuration {list(self.params.input_shape)}")
         if int(np.prod(self._output["shape"])) != len(self.labels):
             raise ModelError(f"{artifact.path}: {int(np.prod(self._output['shape']))} outputs "
@@ -100,10 +112,32 @@ class Model:
         return y.astype(np.float32)
 
     def decide(self, probabilities: np.ndarray, top_k: int = 3) -> Prediction:
-        """The Prediction for a probability vector."""
-        order = np.argsort(probabilities)[::-1][:max(1, top_k)]
+        """The Prediction for a probability vector, shape (n_labels,).
+
+        Ties go to the label listed first (the lowest digit): a stable sort of the
+        negated probabilities, so every machine ranks equal int8 outputs alike.
+        """
+        probabilities = np.asarray(probabilities, dtype=np.float32).reshape(-1)
+        order = np.argsort(-probabilities, kind="stable")[:max(1, top_k)]
         top = [(self.labels[i], float(probabilities[i])) for i in order]
         return Prediction(label=top[0][0], probability=top[0][1], top=top)
+
+    def self_check(self) -> Prediction:
+        """Decide on a probe signal; ModelError unless that works and gives finite probabilities.
+
+        The check `flash` runs before installing or restoring a model, and `info` on load.
+        """
+        rate = self.params.sample_rate
+        try:
+            probabilities = self.probabilities(clip_features(probe_signal(rate), self.params))
+            if probabilities.shape != (len(self.labels),) or not np.all(np.isfinite(probabilities)):
+                raise ModelError(f"{self.path}: the model gives no finite probabilities on a probe signal")
+            return self.decide(probabilities)
+        except ModelError:
+            raise
+        except Exception as exc:  # any failure here means the model cannot run on this runtime
+            raise ModelError(f"{self.path}: the model fails on a probe signal "
+                             f"({type(exc).__name__}: {exc})") from None
 
     def classify(self, samples: np.ndarray, sample_rate: int, top_k: int = 3) -> Prediction:
         """Decide the digit spoken in one utterance.

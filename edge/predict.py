@@ -1,18 +1,27 @@
-"""``audiomnist-edge predict``: the digit spoken in each WAV file, with the device runtime."""
+"""``audiomnist-edge predict``: the digits spoken in audio files, with the device runtime.
+
+Each file goes through ``recognizer.recognize_file``: the same blocks,
+segmentation and decisions as ``listen --input`` on that file.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import click
 
 from .errors import EdgeError
 from .interpreter import BACKENDS
 from .model import Model
-from .wav import read_wav
+from .recognizer import Detection, label_value, recognize_file
+from .wav import SOUNDFILE_SUFFIXES
+
+AUDIO_SUFFIXES = {".wav"} | SOUNDFILE_SUFFIXES
 
 
 class InputError(EdgeError):
@@ -20,11 +29,13 @@ class InputError(EdgeError):
 
 
 def expand_paths(arguments: tuple[str, ...]) -> Iterator[tuple[str, InputError | None]]:
-    """(file, problem) for each argument; a folder stands for its *.wav files, sorted."""
+    """(file, problem) for each argument; a folder stands for its audio files, sorted; - is stdin."""
     for argument in arguments:
         path = Path(argument)
-        if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
+        if argument == "-":
+            yield argument, None  # a WAV stream on stdin
+        elif path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
             if not files:
                 yield argument, InputError(f"{argument}: folder holds no .wav files")
             for file in files:
@@ -35,33 +46,53 @@ def expand_paths(arguments: tuple[str, ...]) -> Iterator[tuple[str, InputError |
             yield argument, InputError(f"{argument}: no such file or folder")
 
 
-def label_value(label: str) -> int | str:
-    """A digit label as an int for JSON; any other label unchanged."""
-    return int(label) if label.isdigit() else label
+def utterance_record(detection: Detection) -> dict[str, Any]:
+    """JSON for one utterance: times (s), digit (null if unknown), label, probability, top-k."""
+    return {"start": round(detection.start, 3), "end": round(detection.end, 3),
+            "digit": label_value(detection.digit), "label": label_value(detection.label),
+            "probability": round(detection.confidence, 4),
+            "top": [[label_value(label), round(p, 4)] for label, p in detection.top]}
 
 
-def predict_file(model: Model, path: str, top_k: int) -> dict[str, Any]:
-    """The JSON record for one WAV file: digit, probability, top-k pairs, rate and ms."""
+def predict_file(model: Model, path: str, top_k: int, min_confidence: float = 0.5) -> dict[str, Any]:
+    """The JSON record for one audio file.
+
+    ``utterances`` lists every decision with its times; ``sequence`` joins them
+    ('?' for unknown). With exactly one utterance, ``digit``, ``probability``
+    and ``top`` repeat its decision; otherwise ``digit`` is null.
+    """
     started = time.perf_counter()
-    samples, rate = read_wav(path)
-    prediction = model.classify(samples, rate, top_k)
-    elapsed_ms = (time.perf_counter() - started) * 1e3
+    result = recognize_file(model, path, top_k=top_k, min_confidence=min_confidence)
+    utterances = [utterance_record(d) for d in result.detections]
+    single = utterances[0] if len(utterances) == 1 else None
     return {
         "file": path,
-        "digit": label_value(prediction.label),
-        "probability": round(prediction.probability, 4),
-        "top": [[label_value(label), round(p, 4)] for label, p in prediction.top],
-        "sample_rate": rate,
-        "seconds": round(len(samples) / rate, 3),
-        "ms": round(elapsed_ms, 3),
+        "digit": single["digit"] if single else None,
+        "probability": single["probability"] if single else None,
+        "top": single["top"] if single else [],
+        "sequence": "".join("?" if u["digit"] is None else str(u["digit"]) for u in utterances),
+        "utterances": utterances,
+        "sample_rate": result.sample_rate,
+        "seconds": round(result.seconds, 3),
+        "ms": round((time.perf_counter() - started) * 1e3, 3),
     }
 
 
 def describe(record: dict[str, Any]) -> str:
     """One human line for a prediction record."""
-    runners = ", ".join(f"{label} ({p:.2f})" for label, p in record["top"][1:])
-    return (f"{record['file']}: {record['digit']} ({record['probability']:.2f})"
-            + (f"  runner-up {runners}" if runners else "") + f"  {record['ms']:.1f} ms")
+    utterances = record["utterances"]
+    if not utterances:
+        what = "no speech found"
+    elif len(utterances) == 1:
+        u = utterances[0]
+        runners = ", ".join(f"{label} ({p:.2f})" for label, p in u["top"][1:])
+        what = (f"{u['digit']} ({u['probability']:.2f})" if u["digit"] is not None
+                else f"? unknown ({u['label']}? {u['probability']:.2f})")
+        what += f"  runner-up {runners}" if runners else ""
+    else:
+        what = (f"{' '.join(record['sequence'])}  ({len(utterances)} utterances, "
+                f"{utterances[0]['start']:.2f}-{utterances[-1]['end']:.2f} s)")
+    return f"{record['file']}: {what}  {record['ms']:.1f} ms"
 
 
 @click.command()
@@ -73,15 +104,22 @@ def describe(record: dict[str, Any]) -> str:
 @click.option("--backend", type=click.Choice(list(BACKENDS)),
               help="Interpreter to use [default: the first installed of "
                    f"{', '.join(BACKENDS)}].")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              callback=lambda ctx, param, value: _finite(value),
+              help="Decisions less probable than this are reported as unknown (as in listen).")
 @click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per file on stdout; the summary goes to stderr.")
+              help="One JSON object per file on stdout (digit, sequence, utterances with start "
+                   "and end in seconds); the summary goes to stderr.")
 def predict(files: tuple[str, ...], model_path: str | None, top_k: int, backend: str | None,
-            as_json: bool) -> None:
-    """Recognise the digit spoken in each WAV FILE (a folder means its .wav files).
+            min_confidence: float, as_json: bool) -> None:
+    """Recognise the digits spoken in each audio FILE (a folder means its audio files).
 
-    Any sample rate and bit depth the WAV reader accepts works: audio is
-    resampled to the model's rate. A file that cannot be read is reported
-    and the others are still processed; the exit status is 1 if any failed.
+    Each file is cut into utterances exactly as `listen --input FILE` would:
+    one digit gives one decision, several give the sequence, silence says
+    so. WAV at any rate and bit depth works (FLAC, OGG and MP3 with the
+    soundfile extra): audio is resampled to the model's rate and read in
+    blocks, so long files take little memory. A file that cannot be read is
+    reported and the others are still processed; the exit status is 1 if any failed.
 
     \b
     Examples:
@@ -89,6 +127,7 @@ def predict(files: tuple[str, ...], model_path: str | None, top_k: int, backend:
       audiomnist-edge predict one.wav two.wav --top-k 1
       audiomnist-edge predict --json recordings/ | jq -r '[.file, .digit] | @tsv'
       audiomnist-edge predict --model my-int8.tflite clip.wav
+      sox long.flac -t wav - | audiomnist-edge predict -     # a WAV stream on stdin
     """
     model = Model.load(model_path, backend=backend)
     if not as_json:
@@ -101,7 +140,7 @@ def predict(files: tuple[str, ...], model_path: str | None, top_k: int, backend:
         try:
             if problem:
                 raise problem
-            record = predict_file(model, path, top_k)
+            record = predict_file(model, path, top_k, min_confidence)
         except EdgeError as exc:
             failed += 1
             if as_json:
@@ -115,3 +154,9 @@ def predict(files: tuple[str, ...], model_path: str | None, top_k: int, backend:
                + (f" ({elapsed * 1e3 / total:.1f} ms per file)" if total else ""), err=as_json)
     if failed:
         raise SystemExit(1)
+
+
+def _finite(value: float) -> float:
+    if math.isnan(value):
+        raise click.BadParameter("must be a number, not nan")
+    return value

@@ -2,7 +2,8 @@
 
 ``Segmenter`` takes float32 mono blocks of any size at one sample rate and
 yields ``Utterance`` objects: the samples of each stretch of speech, found by
-an energy gate with hysteresis against a tracked noise floor. Every decision
+an energy gate with hysteresis against a tracked noise floor, energy measured
+in the speech band (``vad.band_energy_db``). Every decision
 is made on a fixed grid of frames (10 ms by default) counted from the start of
 the stream, so the utterances do not depend on how the stream was cut into
 blocks. ``SequenceGrouper`` joins decisions separated by short pauses into
@@ -17,42 +18,56 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SILENCE_DB = -120.0  # energy of an all-zero frame, in dB relative to full scale
+from .vad import SILENCE_DB, SPEECH_BAND, WebRtcLevels, band_energy_db
+
+CALIBRATION_MARGIN_DB = 3.0  # a noise frame's energy varies about this much below the typical
 
 
 @dataclass(frozen=True)
 class GateParams:
     """Settings of the voice-activity gate; durations in seconds, levels in dB.
 
-    Frame energy is the mean square of a frame (DC removed) in dB relative to
-    a full-scale signal (1.0). Speech starts when ``onset_frames`` frames in a
-    row exceed ``max(floor + start_db, min_start_db)`` and ends when no frame
-    exceeded ``max(floor + stop_db, min_start_db - (start_db - stop_db))``
-    for ``hangover`` seconds.
+    A frame's energy is the mean square, over it and the frame before, of the
+    speech band (``band``) in dB relative to a full-scale signal (1.0). Speech
+    starts when ``onset_frames`` frames in a row exceed
+    ``max(floor + start_db, min_start_db)`` and ends when no frame exceeded
+    ``max(floor + stop_db, min_start_db - (start_db - stop_db), peak - peak_drop_db)``
+    for ``hangover`` seconds (``peak``: the utterance's loudest frame).
     """
 
     frame: float = 0.010
     """Frame length of the decision grid."""
-    start_db: float = 9.0
+    start_db: float = 6.0
     """Onset threshold above the noise floor."""
-    stop_db: float = 4.0
+    stop_db: float = 3.0
     """Offset threshold above the noise floor (below start_db: hysteresis)."""
-    min_start_db: float = -50.0
+    min_start_db: float = -60.0
     """Absolute onset threshold, so digital silence and faint hiss never trigger."""
-    onset_frames: int = 2
+    band: tuple[float, float] | None = SPEECH_BAND
+    """Frequencies (Hz) whose energy counts; None for the whole band."""
+    vad: str = "energy"
+    """Frame decision: "energy" (speech-band energy against the floor) or "webrtc"
+    (WebRTC's classifier per 10 ms frame; the ``vad`` extra)."""
+    peak_drop_db: float = 30.0
+    """Speech also ends when it stays this far below its own loudest frame (clean, reverberant
+    rooms: a floor far below speech would otherwise join digits spoken at a natural pace)."""
+    onset_frames: int = 3
     """Consecutive loud frames needed to start (rejects clicks)."""
     pre_roll: float = 0.10
     """Audio kept before the onset, so soft onsets (s, f, th) are not clipped."""
-    tail: float = 0.05
+    tail: float = 0.10
     """Audio kept after the last loud frame."""
-    hangover: float = 0.20
+    hangover: float = 0.12
     """Quiet time that ends an utterance (the wait before a decision)."""
     min_duration: float = 0.10
     """Shorter bursts (onset to last loud frame) are dropped as noise."""
     max_duration: float = 1.5
-    """Longer speech is cut here; the gate then waits for quiet before re-arming."""
+    """Longer sound is cut here; the gate then waits for quiet before re-arming."""
+    drop_long: bool = True
+    """Drop sound longer than max_duration (no digit lasts that long: a fan switching on,
+    a sentence) instead of reporting its first max_duration as a truncated utterance."""
     calibrate: float = 0.25
-    """Seconds at the start used only to measure the noise floor (no detection)."""
+    """Seconds at the start held until their quietest frame gives a first floor, then searched."""
     floor_window: float = 2.0
     """The noise floor is a low percentile of the frames outside speech in this window."""
     floor_percentile: float = 20.0
@@ -67,6 +82,8 @@ class GateParams:
             raise ValueError("onset_frames must be at least 1")
         if min(self.pre_roll, self.tail, self.hangover, self.min_duration, self.calibrate) < 0:
             raise ValueError("durations must not be negative")
+        if self.vad not in ("energy", "webrtc"):
+            raise ValueError("vad must be 'energy' or 'webrtc'")
         if self.max_duration <= self.min_duration:
             raise ValueError("max_duration must exceed min_duration")
         if self.floor_window < self.frame or not 0 <= self.floor_percentile <= 100:
@@ -93,13 +110,6 @@ class Utterance:
     truncated: bool = False
 
 
-def frame_energy_db(frames: np.ndarray) -> np.ndarray:
-    """Energy of each row of a (n, frame) array, DC removed, in dB re full scale; shape (n,)."""
-    centred = frames - frames.mean(axis=1, keepdims=True)
-    power = np.mean(np.square(centred, dtype=np.float64), axis=1)
-    return 10.0 * np.log10(np.maximum(power, 10.0 ** (SILENCE_DB / 10.0)))
-
-
 class Segmenter:
     """Energy voice-activity gate with hysteresis, noise tracking, pre-roll and hang-over.
 
@@ -119,10 +129,13 @@ class Segmenter:
         self._min_frames = max(1, self._frames_of(g.min_duration))
         self._max_frames = max(self._min_frames + 1, self._frames_of(g.max_duration))
         self._calibration = self._frames_of(g.calibrate)
+        self._calibrating: list[tuple[np.ndarray, float]] = []  # frames held until the floor is known
         self._floor_window = max(1, self._frames_of(g.floor_window))
         self._floor_recent: collections.deque[float] = collections.deque()
         self._floor_sorted: list[float] = []  # the same values, sorted
+        self._webrtc = WebRtcLevels(self.rate) if g.vad == "webrtc" else None
         self._pending = np.zeros(0, dtype=np.float32)
+        self._previous = np.zeros(self.frame, dtype=np.float32)  # the frame before the next one
         self._history: collections.deque[np.ndarray] = collections.deque(
             maxlen=self._frames_of(g.pre_roll) + g.onset_frames)
         self._speech: list[np.ndarray] = []
@@ -133,6 +146,7 @@ class Segmenter:
         self._start_frame = 0         # first frame of the utterance (pre-roll included)
         self._last_loud = 0           # last frame above the stop threshold
         self._onset = 0               # first loud frame of the utterance
+        self._peak = SILENCE_DB       # loudest frame of the utterance so far, dB
 
     @property
     def frame_seconds(self) -> float:
@@ -145,6 +159,8 @@ class Segmenter:
     @property
     def settled(self) -> float:
         """Stream time in seconds before which no utterance can still start."""
+        if self._calibrating:
+            return 0.0
         if self._state == "speech":
             return self._start_frame * self.frame_seconds
         return (self.frame_index - len(self._history)) * self.frame_seconds
@@ -165,12 +181,19 @@ class Segmenter:
         if n == 0:
             return []
         frames = x[:n * self.frame].reshape(n, self.frame)
-        energies = frame_energy_db(frames)
-        return [u for frame, db in zip(frames, energies) if (u := self._step(frame, float(db)))]
+        # Each frame's energy is measured over it and the frame before (20 ms by default):
+        # long enough to hold two pitch periods, so voiced speech does not flicker.
+        before = np.concatenate([self._previous[None, :], frames[:-1]])
+        self._previous = frames[-1]
+        if self._webrtc is not None:
+            energies = self._webrtc(frames)
+        else:
+            energies = band_energy_db(np.hstack([before, frames]), self.rate, self.gate.band)
+        return [u for frame, db in zip(frames, energies) for u in self._step(frame, float(db))]
 
     def flush(self) -> list[Utterance]:
         """End of stream: close an open utterance (if long enough); drop a partial frame."""
-        out = []
+        out = self._replay() if self._calibrating else []
         if self._state == "speech":
             utterance = self._close(truncated=False)
             if utterance:
@@ -188,18 +211,47 @@ class Segmenter:
         rank = self.gate.floor_percentile / 100 * (len(self._floor_sorted) - 1)
         self.floor = self._floor_sorted[int(round(rank))]
 
-    def _step(self, frame: np.ndarray, db: float) -> Utterance | None:
-        """Advance the gate by one frame; return an utterance if one just closed."""
-        index = self.frame_index
+    def _step(self, frame: np.ndarray, db: float) -> list[Utterance]:
+        """Advance the gate by one frame; return the utterances that just closed."""
+        if self.frame_index < self._calibration:
+            self.frame_index += 1
+            self._calibrating.append((frame, db))
+            return self._replay() if self.frame_index == self._calibration else []
         self.frame_index += 1
-        if index < self._calibration:
-            self._track_floor(db)
-            self._history.append(frame)
-            return None
+        u = self._detect(frame, db, self.frame_index - 1)
+        return [u] if u else []
+
+    def _replay(self) -> list[Utterance]:
+        """Run the gate over the calibration frames, with a floor measured on them.
+
+        The floor is their usual percentile, but at most CALIBRATION_MARGIN_DB
+        above the quietest frame: a stream that starts with speech (a file
+        holding one clip) has its speech found, the quietest frame lying below
+        it, while noise alone gets its usual floor. The floor
+        stays there for the replay; frames after it track it as usual.
+        """
+        held, self._calibrating = self._calibrating, []
+        levels = sorted(db for _, db in held)
+        percentile = levels[int(round(self.gate.floor_percentile / 100 * (len(levels) - 1)))]
+        quietest = min(percentile, levels[0] + CALIBRATION_MARGIN_DB)
+        self.floor = quietest
+        end, out = self.frame_index, []
+        for index, (frame, db) in enumerate(held):
+            self.frame_index = index + 1
+            u = self._detect(frame, db, index, track=False)
+            if u:
+                out.append(u)
+        self.frame_index = end
+        self._track_floor(quietest)  # later frames outside speech take over from here
+        return out
+
+    def _detect(self, frame: np.ndarray, db: float, index: int, track: bool = True) -> Utterance | None:
+        """The gate's state machine for frame ``index``; an utterance if one just closed."""
         start, stop = self.thresholds()
         if self._state == "speech":
             self._speech.append(frame)
-            if db > stop:
+            self._peak = max(self._peak, db)
+            if db > max(stop, self._peak - self.gate.peak_drop_db):
                 self._last_loud = index
             if index - self._onset + 1 >= self._max_frames:
                 self._last_loud = index
@@ -207,7 +259,8 @@ class Segmenter:
             if index - self._last_loud >= self._hangover:
                 return self._close(truncated=False)
             return None
-        self._track_floor(db)
+        if track:
+            self._track_floor(db)
         self._history.append(frame)
         if self._state == "refractory":
             self._run = self._run + 1 if db <= stop else 0
@@ -217,6 +270,7 @@ class Segmenter:
         self._run = self._run + 1 if db > start else 0
         if self._run >= self.gate.onset_frames:
             self._state = "speech"
+            self._peak = db
             self._onset = index - self._run + 1
             self._last_loud = index
             self._speech = list(self._history)
@@ -236,7 +290,7 @@ class Segmenter:
         self._history.extend(after)  # pre-roll for the next utterance
         self._state = "refractory" if truncated else "idle"
         self._run = 0
-        if self._last_loud + 1 - self._onset < self._min_frames:
+        if self._last_loud + 1 - self._onset < self._min_frames or (truncated and self.gate.drop_long):
             return None
         return Utterance(
             start=self._start_frame * self.frame_seconds,

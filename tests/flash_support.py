@@ -2,7 +2,8 @@
 
 Models are built by code (no TensorFlow, nothing committed): a float32 RESHAPE -> FULLY_CONNECTED -> SOFTMAX graph with the project's
 metadata, written with the TFLite schema that ai-edge-litert ships. ``seed``
-gives distinct models; ``padding`` adds an unused buffer to make big files.
+gives distinct models; ``padding`` adds an unused buffer to make big files;
+``favour`` makes a model that answers that digit whatever it hears.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
 
 from audiomnist_edge.artifact import METADATA_NAME, metadata_bytes, seal
 from audiomnist_edge.config import FeatureParams
@@ -49,12 +52,17 @@ def _buffer(data: np.ndarray | None = None) -> object:
 
 
 @functools.lru_cache(maxsize=None)
-def model_bytes(seed: int = 0, padding: int = 0) -> bytes:
-    """A sealed, loadable model artifact; same arguments give the same bytes."""
+def model_bytes(seed: int = 0, padding: int = 0, favour: int | None = None,
+                metadata: str = "{}", nan: bool = False) -> bytes:
+    """A sealed, loadable model artifact; same arguments give the same bytes.
+
+    ``metadata`` is a JSON object whose fields replace or add metadata fields; ``nan``
+    gives NaN weights: a model that loads but never gives a probability.
+    """
     params = FeatureParams()
     n_in, n_out = int(np.prod(params.input_shape)), 10
     rng = np.random.default_rng(seed)
-    weights = rng.normal(0, 0.05, (n_out, n_in)).astype(np.float32)
+    weights = rng.normal(0, 0.05, (n_out, n_in)).astype(np.float32) * (np.nan if nan else 1)
     codes = []
     for builtin in (schema.BuiltinOperator.RESHAPE, schema.BuiltinOperator.FULLY_CONNECTED,
                     schema.BuiltinOperator.SOFTMAX):
@@ -79,11 +87,14 @@ def model_bytes(seed: int = 0, padding: int = 0) -> bytes:
     graph.operators[2].builtinOptionsType = schema.BuiltinOptions.SoftmaxOptions
     graph.operators[2].builtinOptions = softmax
     document = {"labels": [str(i) for i in range(n_out)], "features": params.to_dict(),
-                "features_hash": params.stable_hash(), "note": f"test model {seed}"}
+                "features_hash": params.stable_hash(), "note": f"test model {seed}",
+                "name": f"test-{seed}" + (f"-says-{favour}" if favour is not None else "")}
+    document.update(json.loads(metadata))
     model = schema.ModelT()
     model.version, model.operatorCodes, model.subgraphs = 3, codes, [graph]
     model.buffers = [_buffer(), _buffer(np.array([1, n_in], np.int32)), _buffer(weights),
-                     _buffer(np.zeros(n_out, np.float32)),
+                     _buffer(np.eye(n_out, dtype=np.float32)[favour] * 30 if favour is not None
+                             else np.zeros(n_out, np.float32)),
                      _buffer(np.frombuffer(metadata_bytes(document), np.uint8))]
     if padding:
         model.buffers.append(_buffer(rng.integers(0, 256, padding, dtype=np.uint8)))
@@ -104,9 +115,9 @@ def run_flash(*args: str | Path, timeout: float = 120) -> subprocess.CompletedPr
                           stdin=subprocess.DEVNULL, timeout=timeout)
 
 
-def write_model(path: Path, seed: int = 0, padding: int = 0) -> str:
+def write_model(path: Path, seed: int = 0, padding: int = 0, favour: int | None = None) -> str:
     """Write a test model to ``path``; its SHA-256."""
-    data = model_bytes(seed, padding)
+    data = model_bytes(seed, padding, favour)
     path.write_bytes(data)
     return hashlib.sha256(data).hexdigest()
 
@@ -122,16 +133,14 @@ def leftovers(directory: Path) -> list[str]:
 
 @contextlib.contextmanager
 def mounted(directory: Path, *options: str) -> Iterator[Path]:
-    """``mount OPTIONS`` on ``directory`` for the duration; skips the test where mount is not permitted.
+    """``mount OPTIONS`` on ``directory`` for the duration; skips (fails in CI) where mount is not permitted.
 
     Examples: ``mounted(d, "-t", "tmpfs", "-o", "size=64k", "tmpfs")``,
     ``mounted(d, "--bind", "-o", "ro", str(d))`` (a read-only view of d itself).
     """
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a full or read-only filesystem")
+    require(os.geteuid() == 0, "needs root to mount a full or read-only filesystem")
     done = subprocess.run(["mount", *options, str(directory)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"mount not permitted here: {done.stderr.strip()}")
+    require(done.returncode == 0, f"mount not permitted here: {done.stderr.strip()}")
     try:
         yield directory
     finally:

@@ -46,4 +46,9 @@ def golden_signals() -> dict[str, np.ndarray]:
         "tone_440": tone(440, 0.6, 8000),
         "chirp_100_3900": chirp(100, 3900, 0.8, 8000),
         "noise_burst": np.concatenate([silence, noise(0.4, 8000, seed=7), silence]),
+        # longer than the 1 s window: only its middle second is kept
+        "chirp_1400ms": chirp(200, 3000, 1.4, 8000),
+        # 44 dB down (trimmed), then 20 dB down (kept: within 30 dB of the peak), then loud
+        "quiet_lead_in": np.concatenate([noise(0.3, 8000, 0.003, seed=8), tone(300, 0.1, 8000, 0.05),
+                                         tone(500, 0.5, 8000, 0.5)]),
     }

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 from flash_support import CLI, leftovers, sha256_of, write_model
 
@@ -28,11 +29,7 @@ ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 @pytest.fixture
 def fleet(tmp_path: Path):
     """An inventory of two local devices; returns a runner ``(model, **extra_vars) -> result``."""
-    if not ANSIBLE_PLAYBOOK.exists():
-        message = f"ansible-core not installed beside {sys.executable} (pip install ansible-core)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require(ANSIBLE_PLAYBOOK.exists(), f"ansible-core not installed beside {sys.executable} (pip install ansible-core)")
     devices = {name: tmp_path / name for name in ("pi1", "pi2")}
     for directory in devices.values():
         directory.mkdir()

@@ -7,6 +7,7 @@ their output is well formed and self-consistent.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -188,3 +189,18 @@ def test_benchmarks_smoke_run(models: Path, tmp_path: Path) -> None:
     assert table.count("MFCC, 1 s clip") == 3
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".bench*"))  # no temporary files left behind
+    context = results["context"]  # paths relative to the repository, never the machine's
+    absolute = re.compile(r"(?:^|[\s(`'\"])/[A-Za-z]")
+    assert not absolute.search(table) and not absolute.search(context["clips"])
+    assert not Path(context["model"]).is_absolute() and not Path(context["run"]).is_absolute()
+    assert (REPO / context["model"]).resolve() == (models / "int8.tflite").resolve()
+    assert (REPO / context["run"]).resolve() == (models / "run").resolve()
+
+
+def test_benchmarks_say_how_to_make_the_run(models: Path, tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--model", str(models / "int8.tflite"),
+                           "--run", str(tmp_path / "runs" / "default"), "--out", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "not a training run" in last and "audiomnist-edge train" in last and "--out runs/default" in last

@@ -257,3 +257,15 @@ def test_capture_on_replaces_gain_shift_and_noise_with_the_capture_chain(fsdd, c
     params = FeatureParams()
     out = augment.augmented_features(x, params, aug, np.random.default_rng(0), copies=3)
     assert out.shape == (3, *params.input_shape) and np.all(np.isfinite(out))
+
+
+def test_the_floor_never_drowns_a_quiet_word():
+    x = word() * 0.001  # speech about -72 dBFS
+    speech_db = capture.db(capture.speech_power(x, RATE))
+    params = dataclasses.replace(NOTHING, pad=1, floor_dbfs=(-35.0, -35.0), gain_db=(-6.0, -6.0))
+    y = random_capture(x, RATE, np.random.default_rng(0), params)
+    head = y[:int(0.15 * RATE)]
+    assert capture.db(capture.power(head)) == pytest.approx(speech_db - 6 - 5, abs=0.5)
+    unlimited = dataclasses.replace(params, floor_snr_db=None)
+    y = random_capture(x, RATE, np.random.default_rng(0), unlimited)
+    assert capture.db(capture.power(y[:int(0.15 * RATE)])) == pytest.approx(-35, abs=0.5)

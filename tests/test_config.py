@@ -16,6 +16,22 @@ def test_json_round_trip_and_stable_hash() -> None:
     assert FeatureParams().stable_hash() == FeatureParams().stable_hash()
 
 
+# The default configuration spelled out, its canonical JSON and hash as of 2026-11 (the packaged
+# model's features_hash). Every shipped model carries this hash: if a change of JSON or hashing
+# moves it, each model in the field is refused by the new runtime. Change these only with a plan.
+PINNED_JSON = ('{"center":true,"clip_seconds":1.0,"cmvn":true,"db_amin":1e-08,"db_ref":1.0,'
+               '"dct_norm":"ortho","dct_type":2,"fmax":4000.0,"fmin":20.0,"hop_length":80,"lifter":0.0,'
+               '"n_fft":256,"n_mels":40,"n_mfcc":20,"pad_mode":"constant","power":2.0,"sample_rate":8000,'
+               '"top_db":null,"trim_db":30.0,"win_length":200}')
+PINNED_HASH = "461edf6aa8b0ef5b"
+
+
+def test_hash_is_pinned_to_a_committed_value() -> None:
+    params = FeatureParams.from_json(PINNED_JSON)
+    assert params.to_json() == PINNED_JSON
+    assert params.stable_hash() == PINNED_HASH
+
+
 # A valid alternative for every field that has one (pad_mode and dct_type have a single option).
 ALTERNATIVES = {
     "sample_rate": 16000, "clip_seconds": 1.5, "n_fft": 512, "win_length": 256, "hop_length": 128,

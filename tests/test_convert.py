@@ -20,7 +20,8 @@ import tiny_models  # noqa: E402
 from audiomnist_edge.artifact import read_artifact  # noqa: E402
 from audiomnist_edge.cli import cli  # noqa: E402
 from audiomnist_edge.convert import commands  # noqa: E402
-from audiomnist_edge.convert.quantize import ConversionError  # noqa: E402
+from audiomnist_edge.convert.quantize import (MAX_DROP_POINTS, MIN_AGREEMENT, ConversionError,  # noqa: E402
+                                              check_figures, verify)
 from audiomnist_edge.interpreter import create_interpreter  # noqa: E402
 from audiomnist_edge.model import Model  # noqa: E402
 
@@ -62,6 +63,8 @@ def test_int8_conversion_is_verified_and_described(fsdd, run_dir, tmp_path) -> N
     assert (q["dtype"], q["zero_point"]) == ("int8", int(model.input_details["quantization"][1]))
     assert q["shape"] == [1, *artifact.params.input_shape]
     assert meta["features_hash"] == artifact.params.stable_hash()
+    n_train = len(tiny_models.fsdd_arrays(str(fsdd))[1])  # the README's "calibrated on 500 training clips"
+    assert meta["calibration"] == {"clips": 500, "of": n_train, "from": "training split", "seed": 0}
     assert meta["training"]["n_train"] == len(tiny_models.fsdd_arrays(str(fsdd))[1])
     assert "history" not in meta["training"]
     bench = meta["reference_bench"]
@@ -74,7 +77,7 @@ def test_float32_conversion(run_dir, tmp_path) -> None:
     result = CliRunner().invoke(cli, ["convert", str(run_dir), "--quant", "float32", "--out", str(out)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     meta = read_artifact(out).metadata
-    assert meta["quantization"]["input"]["dtype"] == "float32"
+    assert meta["quantization"]["input"]["dtype"] == "float32" and meta["calibration"] is None
     assert meta["verification"]["agreement"] >= 0.97
     assert "int8_under_100kb" not in meta["verification"]["targets"]
     assert f"wrote {out}" in result.stdout
@@ -102,3 +105,30 @@ def test_not_a_run_folder_is_one_line_error(tmp_path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path}: not a training run folder")
     assert "Traceback" not in result.stderr
+
+
+def _figures(keras_wrong: int, tflite_wrong: int, n: int = 300) -> dict:
+    """verify() on n clips of digit 0: Keras wrong on the first ``keras_wrong``, the converted
+    model wrong on the next ``tflite_wrong`` (so they disagree on both sets)."""
+    y = np.zeros(n, dtype=np.int64)
+    keras_top, tflite_top = y.copy(), y.copy()
+    keras_top[:keras_wrong] = 1
+    tflite_top[keras_wrong:keras_wrong + tflite_wrong] = 2
+    return verify(np.eye(10)[keras_top], np.eye(10)[tflite_top], y)
+
+
+@pytest.mark.parametrize("keras_wrong, tflite_wrong, refusal", [
+    (0, 6, None),                      # 2.00 points lost: at the floor, accepted
+    (0, 7, "points less accurate"),    # 2.33 points lost
+    (5, 4, None),                      # agreement 291/300 = 97.00%: at the floor, accepted
+    (5, 5, "agrees with Keras on only 96.67%"),
+])
+def test_refusal_at_the_exact_floors(keras_wrong, tflite_wrong, refusal) -> None:
+    figures = _figures(keras_wrong, tflite_wrong)
+    sizes = {"int8": 50_000, "float32": 160_000}
+    if refusal is None:
+        assert figures["drop_points"] <= MAX_DROP_POINTS and figures["agreement"] >= MIN_AGREEMENT
+        assert check_figures(figures, sizes, "int8")["int8_under_100kb"]
+    else:
+        with pytest.raises(ConversionError, match=refusal):
+            check_figures(figures, sizes, "int8")

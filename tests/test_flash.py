@@ -7,13 +7,20 @@ byte for byte, and still loads.
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from flash_support import assert_intact, device, model_bytes, mounted, run_flash, sha256_of, write_model
+from flash_support import (CLI, assert_intact, device, model_bytes, mounted, run_flash, sha256_of,
+                           write_model)
 
 from audiomnist_edge.artifact import parse_artifact
+from audiomnist_edge.model import DEFAULT_MODEL
+from audiomnist_edge.wav import read_wav, write_wav
 from audiomnist_edge.targets import ACTIVE, PREVIOUS, LocalTarget, TargetError, read_target_list
 
 QUIET_RESTART = ("--settle", "0", "--restart-command", "true")
@@ -197,3 +204,46 @@ def test_read_target_list_ignores_comments_and_blanks():
 def test_test_models_are_valid_and_distinct():
     digests = {parse_artifact(model_bytes(seed), Path(f"{seed}.tflite")).sha256 for seed in range(2)}
     assert len(digests) == 2
+
+
+def exec_start(unit: str) -> list[str]:
+    """The ExecStart command line of a unit as systemd splits it (quotes, \\ escapes, %% and $$)."""
+    [line] = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    words = shlex.split(line.removeprefix("ExecStart="))
+    return [w.replace("%%", "%").replace("$$", "$") for w in words]
+
+
+def heard_digits(command: list[str], stream: Path) -> set[str]:
+    """The digits ``command`` (a listen command line) reports for a WAV stream."""
+    done = subprocess.run([*command, "--input", str(stream), "--json"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return {str(json.loads(line)["digit"]) for line in done.stdout.splitlines()}
+
+
+def test_service_runs_the_model_flash_installs(tmp_path, fsdd_test_clips):
+    """service writes a unit; flash A then B to its model folder; the unit's command hears A, then B."""
+    samples = np.concatenate([np.zeros(8000, np.float32), read_wav(fsdd_test_clips[0])[0],
+                              np.zeros(16000, np.float32)])
+    stream = tmp_path / "one-digit.wav"
+    write_wav(stream, samples + np.random.default_rng(0).normal(0, 1e-3, len(samples)), 8000)
+    model_dir, unit_path = tmp_path / "opt" / "audiomnist-edge", tmp_path / "audiomnist-edge.service"
+    env = {**os.environ, "SUDO_USER": "nobody"}
+    made = subprocess.run([CLI, "service", "--model-dir", str(model_dir), "--out", str(unit_path)],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert made.returncode == 0, made.stderr
+    unit = unit_path.read_text()
+    command = exec_start(unit)
+    assert command[1:] == ["listen", "--model", str(model_dir / ACTIVE)]
+    if os.geteuid() == 0:  # under sudo the service runs as the user who called sudo
+        assert "User=nobody" in unit.splitlines()
+    assert sha256_of(model_dir / ACTIVE) == sha256_of(DEFAULT_MODEL)  # a model from the start
+    for name, favour in (("A", 3), ("B", 7)):
+        model = tmp_path / f"{name}.tflite"
+        write_model(model, seed=favour, favour=favour)
+        flashed = run_flash(model, model_dir, "--restart", *QUIET_RESTART, "--check-command", "true")
+        assert flashed.returncode == 0, flashed.stderr
+        assert heard_digits(command, stream) == {str(favour)}
+    back = run_flash("--rollback", model_dir)
+    assert back.returncode == 0, back.stderr
+    assert heard_digits(command, stream) == {"3"}

@@ -18,20 +18,26 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 from flash_support import assert_intact, device, mounted, run_flash, sha256_of, write_model
 
 from audiomnist_edge.targets import ACTIVE, PREVIOUS
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-pytestmark = pytest.mark.skipif(not (Path(SSHD).exists() and shutil.which("ssh") and shutil.which("ssh-keygen")),
-                                reason="needs OpenSSH (apt-get install openssh-server openssh-client)")
 HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def openssh() -> None:
+    require(Path(SSHD).exists() and shutil.which("ssh") and shutil.which("ssh-keygen"),
+            "needs OpenSSH (apt-get install openssh-server openssh-client)")
 
 
 @dataclass
@@ -219,3 +225,36 @@ def test_full_target(server, tmp_path, models):
         assert done.returncode == 1
         assert "No space left on device" in done.stdout
         assert_intact(directory, sha_a)
+
+
+def test_stale_temps_removed_and_planted_links_not_followed(server, tmp_path, models):
+    (a, sha_a), (b, sha_b) = models["A"], models["B"]
+    directory = device(tmp_path, "pi", active=a)
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (directory / ".model.tflite.previous.tmp").symlink_to(victim)
+    (directory / ".model.tflite.tmp-0123abcd").write_bytes(b"x" * 5000)  # a killed flash's upload
+    done = server.flash(b, server.url("device", directory))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert victim.read_text() == "precious"
+    assert_intact(directory, sha_b)
+    assert not (directory / PREVIOUS).is_symlink() and sha256_of(directory / PREVIOUS) == sha_a
+
+
+@pytest.mark.slow
+def test_concurrent_flashes_over_ssh_keep_the_rollback_model(server, tmp_path, models):
+    (a, _), (b, sha_b) = models["A"], models["B"]
+    c = tmp_path / "C.tflite"
+    sha_c = write_model(c, seed=3)
+    for round_ in range(3):  # each round is ~10 ssh sessions; the local test does 20 rounds
+        directory = device(tmp_path, f"pi{round_}", active=a)
+        url = server.url("device", directory)
+        results: list[subprocess.CompletedProcess] = []
+        threads = [threading.Thread(target=lambda m=m: results.append(server.flash(m, url))) for m in (b, c)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert all(r.returncode == 0 for r in results), [r.stdout + r.stderr for r in results]
+        assert {sha256_of(directory / ACTIVE), sha256_of(directory / PREVIOUS)} == {sha_b, sha_c}
+        assert_intact(directory, sha256_of(directory / ACTIVE))

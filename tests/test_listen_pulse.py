@@ -15,12 +15,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from conftest import require
 
 from test_listen import CLI, build_stream, listen_json, plumbing_model  # noqa: F401 (fixture)
 
@@ -36,11 +38,7 @@ set-default-source digits.monitor
 @pytest.fixture(scope="module", autouse=True)
 def audio_stack():
     missing = [tool for tool in ("pulseaudio", "paplay", "pactl") if shutil.which(tool) is None]
-    if missing:
-        message = f"missing {', '.join(missing)}: apt-get install pulseaudio pulseaudio-utils"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require(not missing, f"missing {', '.join(missing)}: apt-get install pulseaudio pulseaudio-utils")
 
 
 @contextlib.contextmanager
@@ -74,11 +72,11 @@ def pulse_server() -> Iterator[tuple[dict[str, str], subprocess.Popen]]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def start_listen(model: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+def start_listen(model: Path, env: dict[str, str], log: Path,
+                 rate: list[str] = ["--samplerate", str(CAPTURE_RATE)]) -> subprocess.Popen:  # noqa: B006
     """``listen --device pulse --json`` in the background, once it reports it is listening."""
     process = subprocess.Popen(
-        [*CLI, "listen", "--device", "pulse", "--samplerate", str(CAPTURE_RATE), "--json",
-         "--model", str(model)],
+        [*CLI, "listen", "--device", "pulse", *rate, "--json", "--model", str(model)],
         env=env, stdout=subprocess.PIPE, stderr=log.open("wb"))
     deadline = time.monotonic() + 60
     while "listening on" not in log.read_text():
@@ -89,11 +87,12 @@ def start_listen(model: Path, env: dict[str, str], log: Path) -> subprocess.Pope
     return process
 
 
-def test_microphone_hears_the_same_digits_as_the_file(fsdd_test_clips, plumbing_model, tmp_path):
+@pytest.mark.parametrize("rate", [["--samplerate", str(CAPTURE_RATE)], []], ids=["16k", "default"])
+def test_microphone_hears_the_same_digits_as_the_file(fsdd_test_clips, plumbing_model, tmp_path, rate):
     stream = build_stream(fsdd_test_clips, tmp_path / "stream.wav", 10, seed=1)
     from_file = listen_json(plumbing_model, "--input", str(stream.path))
     with pulse_server() as (env, _):
-        listener = start_listen(plumbing_model, env, tmp_path / "listen.log")
+        listener = start_listen(plumbing_model, env, tmp_path / "listen.log", rate)
         subprocess.run(["paplay", str(stream.path)], env=env, check=True, timeout=120)
         time.sleep(1.0)  # the last hang-over
         listener.send_signal(signal.SIGTERM)
@@ -102,6 +101,7 @@ def test_microphone_hears_the_same_digits_as_the_file(fsdd_test_clips, plumbing_
     assert listener.returncode == 0, log
     assert "stopped by SIGTERM" in log and "Traceback" not in log
     assert "0 blocks dropped" in log
+    assert f"at {rate[1] if rate else 8000} Hz" in log  # without --samplerate: the model's rate
     heard = [json.loads(line) for line in out.decode().splitlines()]
     assert len(heard) == len(from_file) == len(stream.digits), (heard, from_file)
     # The same utterances, shifted by however long listen waited before paplay started.
@@ -136,3 +136,27 @@ def test_no_sound_server_means_no_device(plumbing_model, tmp_path):
     lines = result.stderr.decode().strip().splitlines()
     assert result.returncode == 1
     assert lines[-1].startswith("error: ") and "Traceback" not in result.stderr.decode()
+
+
+def test_latency_benchmark_through_pulseaudio(fsdd):
+    """The README's PulseAudio latency row: its command runs and hears every digit."""
+    result = subprocess.run([sys.executable, "-m", "benchmarks.listen_latency", "--device", "pulse",
+                             "--private-pulse", "--digits", "4", "--data", str(fsdd), "--json"],
+                            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["mode"] == "device pulse" and figures["detections"] == figures["digits_spoken"] == 4
+    assert 0 < figures["latency_ms"]["p50"] <= figures["latency_ms"]["max"]
+
+
+def test_idle_cpu_benchmark_through_pulseaudio():
+    """The README's PulseAudio CPU row: its command runs on a private server and hears nothing."""
+    result = subprocess.run([sys.executable, "-m", "benchmarks.listen_idle_cpu", "--device", "pulse",
+                             "--rate", "16000", "--private-pulse", "--seconds", "5", "--warmup", "1", "--json"],
+                            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert (figures["source"], figures["rate"], figures["detections"]) == ("pulse", 16000, 0)
+    assert figures["cpu_percent_of_one_core"] >= 0 and figures["rss_kib_end"] > 10_000

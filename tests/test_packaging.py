@@ -3,6 +3,7 @@ licence; the dependency markers pick the right interpreter on every machine."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -19,9 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 def built(tmp_path_factory) -> tuple[Path, str]:
     """The wheel and pip's verbose build log."""
     out = tmp_path_factory.mktemp("wheel")
+    # built from a clean copy: a stale build/ folder in the checkout would supply deleted files
+    source = out / "src"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "runs", "*.egg-info", "__pycache__", ".*_cache"))
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
-         "-w", str(out), str(REPO)], capture_output=True, text=True, timeout=300)
+         "-w", str(out), str(source)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     (wheel,) = out.glob("audiomnist_edge-*.whl")
     return wheel, result.stdout + result.stderr
@@ -39,8 +44,9 @@ def test_wheel_contents(built) -> None:
     for module in ("audiomnist_edge/features.py", "audiomnist_edge/wav.py", "audiomnist_edge/cli.py",
                    "audiomnist_edge/train/__init__.py", "audiomnist_edge/convert/metadata.py"):
         assert module in names
-    if (REPO / "edge" / "models" / "default.tflite").exists():
-        assert "audiomnist_edge/models/default.tflite" in names
+    assert "audiomnist_edge/models/default.tflite" in names  # the model predict uses by default
+    packaged = zipfile.ZipFile(wheel).read("audiomnist_edge/models/default.tflite")
+    assert packaged == (REPO / "edge" / "models" / "default.tflite").read_bytes()
     assert not any(name.startswith(("tests/", "benchmarks/", "deploy/")) for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "audiomnist-edge = audiomnist_edge.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -13,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
 
 from audiomnist_edge.model import DEFAULT_MODEL, Model
+from audiomnist_edge.recognizer import recognize_file
 from audiomnist_edge.resample import resample
 from audiomnist_edge.wav import read_wav, read_wav_info
 
@@ -57,7 +58,8 @@ def clips(fsdd_test_clips) -> list[Path]:
 
 
 def test_json_records_match_the_python_api(model_path, clips) -> None:
-    result = run("predict", "--model", str(model_path), "--json", "--top-k", "3", *map(str, clips))
+    result = run("predict", "--model", str(model_path), "--json", "--top-k", "3", "--min-confidence", "0",
+                 *map(str, clips))
     assert result.returncode == 0, result.stderr
     got = records(result)
     assert [r["file"] for r in got] == [str(c) for c in clips]
@@ -68,9 +70,10 @@ def test_json_records_match_the_python_api(model_path, clips) -> None:
         probabilities = [p for _, p in record["top"]]
         assert probabilities == sorted(probabilities, reverse=True)
         assert record["top"][0] == [record["digit"], record["probability"]]
-        expected = model.classify(*read_wav(clip), top_k=3)
+        [expected] = recognize_file(model, clip, top_k=3, min_confidence=0).detections
         assert record["digit"] == int(expected.label)
-        assert record["probability"] == pytest.approx(expected.probability, abs=1e-4)
+        assert record["probability"] == pytest.approx(expected.confidence, abs=1e-4)
+        assert record["utterances"][0]["start"] == pytest.approx(expected.start, abs=1e-3)
     assert "20 files, 0 failed" in result.stderr
 
 
@@ -84,9 +87,29 @@ def test_48k_24bit_files_give_the_same_digits(model_path, clips, tmp_path) -> No
     at_48k = records(run("predict", "--model", str(model_path), "--json", str(tmp_path)))
     assert sorted(Path(r["file"]).name for r in at_48k) == sorted(c.name for c in clips)
     by_name = {Path(r["file"]).name: r for r in at_48k}
-    same = [by_name[Path(r["file"]).name]["digit"] == r["digit"] for r in at_8k]
     assert all(r["sample_rate"] == 48000 for r in at_48k)
-    assert np.mean(same) >= 0.9
+    model = Model.load(model_path)
+    for clip in clips:
+        # the 24-bit file reads back to within one 24-bit step of the 48 kHz samples, and predict
+        # decides exactly what the API decides on them
+        samples, rate = read_wav(clip)
+        upsampled = resample(samples, rate, 48000)
+        again, again_rate = read_wav(tmp_path / clip.name)
+        assert again_rate == 48000 and np.abs(again - upsampled).max() <= 2 ** -23
+        expected = model.classify(again, again_rate)
+        assert by_name[clip.name]["digit"] == int(expected.label)
+        assert by_name[clip.name]["probability"] == pytest.approx(expected.probability, abs=1e-4)
+    # 8 kHz -> 48 kHz -> 8 kHz moves samples by up to ~2% of full scale (the resampler's
+    # transition band), not enough to change a digit of these 20 clips
+    assert [by_name[Path(r["file"]).name]["digit"] for r in at_8k] == [r["digit"] for r in at_8k]
+
+
+def test_ties_go_to_the_lower_label() -> None:
+    """predict breaks ties as argmax does (convert's verification), so their figures agree."""
+    probabilities = np.zeros(10, dtype=np.float32)
+    probabilities[[0, 2, 9]] = [0.375, 0.375, 0.25]
+    decision = Model.load(DEFAULT_MODEL).decide(probabilities, top_k=3)
+    assert [label for label, _ in decision.top] == ["0", "2", "9"] and decision.label == "0"
 
 
 def test_bad_file_among_good_ones(model_path, clips, tmp_path) -> None:
@@ -139,35 +162,44 @@ def test_predict_and_info_run_without_tensorflow(model_path, clips) -> None:
         assert "blocked" not in result.stderr
 
 
-@pytest.mark.parametrize("packaged", [DEFAULT_MODEL], ids=["default"])
-def test_packaged_model_accuracy_on_fsdd_test(packaged, fsdd_test_clips) -> None:
-    if not packaged.exists():
-        pytest.skip(f"no packaged model at {packaged}")
+# The packaged model scores 292/300 (0.973) through `predict --json` on FSDD's official test
+# takes 0-4 (segmented as listen does), 296/300 on the whole clips (convert's verification).
+PACKAGED_FLOOR = 0.97
+
+
+def test_packaged_model_accuracy_on_fsdd_test(fsdd_test_clips) -> None:
+    packaged = DEFAULT_MODEL
+    assert packaged.is_file(), f"no packaged model at {packaged}: the package would ship without one"
+    verification = Model.load(packaged).metadata["verification"]
     result = run("predict", "--model", str(packaged), "--json", *map(str, fsdd_test_clips))
     assert result.returncode == 0, result.stderr
     got = records(result)
     assert len(got) == len(fsdd_test_clips) == 300
     correct = [r["digit"] == int(Path(r["file"]).name.split("_")[0]) for r in got]
-    assert np.mean(correct) >= 0.98, f"accuracy {np.mean(correct):.4f} on {len(correct)} FSDD test clips"
+    # predict segments each file as listen does; FSDD clips are cut tight (speech from the
+    # first 10 ms), so segmenting costs a little against the whole clip.
+    assert np.mean(correct) >= PACKAGED_FLOOR, f"accuracy {np.mean(correct):.4f} on {len(correct)} FSDD test clips"
+    # the whole clip through Model.classify is what convert verified: the figure the model carries
+    if (verification["split"], verification["n_test"]) == ("official", 300):
+        model = Model.load(packaged)
+        whole = [model.classify(*read_wav(path)).label == path.name.split("_")[0] for path in fsdd_test_clips]
+        assert np.mean(whole) == pytest.approx(verification["tflite_accuracy"], abs=1e-6)
 
 
-@pytest.mark.parametrize("packaged", [DEFAULT_MODEL], ids=["default"])
-def test_readme_example_recordings(packaged) -> None:
+def test_readme_example_recordings() -> None:
     files = sorted(EXAMPLES.glob("*.wav"))
     assert files and sum(f.stat().st_size for f in files) < 100 * 1024
     for f in files:
         info = read_wav_info(f)[1]
         assert (info.sample_rate, info.bits, info.channels) == (16000, 16, 1)
-    if not packaged.exists():
-        pytest.skip(f"no packaged model at {packaged}")
+    assert DEFAULT_MODEL.is_file(), f"no packaged model at {DEFAULT_MODEL}"
     result = run("predict", str(EXAMPLES), "--json")  # the README's command, default model
     assert result.returncode == 0, result.stderr
     assert [r["digit"] for r in records(result)] == [int(f.stem) for f in files]
 
 
 def test_make_example_writes_small_16k_files(tmp_path) -> None:
-    if shutil.which("espeak-ng") is None:
-        (pytest.fail if os.environ.get("CI") else pytest.skip)("espeak-ng not installed")
+    require(shutil.which("espeak-ng"), "espeak-ng not installed")
     result = subprocess.run([sys.executable, str(REPO / "examples" / "make_example.py"),
                              "--digits", "38", "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=120)
@@ -178,3 +210,29 @@ def test_make_example_writes_small_16k_files(tmp_path) -> None:
         samples, info = read_wav_info(f)
         assert (info.sample_rate, info.bits) == (16000, 16)
         assert 0.2 < len(samples) / 16000 < 1.5 and np.abs(samples).max() > 0.5
+
+
+def test_a_wav_stream_on_stdin_and_a_file_with_several_digits(model_path, clips, tmp_path) -> None:
+    samples = [read_wav(c)[0] for c in clips[:3]]
+    gap = np.zeros(4000, dtype=np.float32)
+    three = np.concatenate([gap, samples[0], gap, samples[1], gap, samples[2], gap])
+    from audiomnist_edge.wav import wav_bytes, write_wav
+
+    write_wav(tmp_path / "three.wav", three, 8000)
+    (tmp_path / "silence.wav").write_bytes(wav_bytes(np.zeros(8000), 8000))
+    args = [sys.executable, "-m", "audiomnist_edge", "predict", "--model", str(model_path), "--json",
+            "--min-confidence", "0"]
+    piped = subprocess.run([*args, "-"], input=(tmp_path / "three.wav").read_bytes(),
+                           capture_output=True, timeout=300)
+    assert piped.returncode == 0, piped.stderr.decode()
+    [from_stdin] = [json.loads(line) for line in piped.stdout.decode().splitlines()]
+    [from_file, silence] = records(run("predict", "--model", str(model_path), "--json", "--min-confidence", "0",
+                                       str(tmp_path / "three.wav"), str(tmp_path / "silence.wav")))
+    assert from_stdin["utterances"] == from_file["utterances"] and from_stdin["file"] == "-"
+    assert len(from_file["utterances"]) == 3 and from_file["digit"] is None
+    assert from_file["sequence"] == "".join(str(u["digit"]) for u in from_file["utterances"])
+    starts = [u["start"] for u in from_file["utterances"]]
+    assert starts == sorted(starts) and starts[1] > 0.5 + len(samples[0]) / 8000
+    assert silence["utterances"] == [] and silence["sequence"] == "" and silence["digit"] is None
+    human = run("predict", "--model", str(model_path), str(tmp_path / "silence.wav"))
+    assert "no speech found" in human.stdout

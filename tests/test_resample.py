@@ -155,3 +155,21 @@ def test_benchmark_reports_both_engines_and_their_quality(fsdd) -> None:
     assert result["quality"]["soxr"]["passband_3700_db"] > -0.1
     assert result["quality"]["numpy"]["passband_3700_db"] < -3  # the fallback's known droop
     assert result["quality"]["soxr"]["alias_4100_db"] < -100 < result["quality"]["numpy"]["alias_4100_db"]
+
+
+def test_readme_resampling_figures_are_the_committed_results() -> None:
+    """benchmarks/results/resample.md and the README's sentence come from resample.json."""
+    sys.path.insert(0, str(REPO))
+    from benchmarks.resample_compare import markdown, summary
+
+    results = REPO / "benchmarks" / "results"
+    result = json.loads((results / "resample.json").read_text())
+    assert (results / "resample.md").read_text() == markdown(result)
+    readme = (REPO / "README.md").read_text()
+    assert summary(result) + "." in readme
+    quality = result["quality"]
+    assert (f"{quality['soxr']['passband_3700_db']:+.2f} dB with soxr and at "
+            f"{quality['numpy']['passband_3700_db']:+.2f} dB with NumPy") in readme
+    assert (f"leaves {quality['soxr']['alias_4100_db']:.0f} dB and "
+            f"{quality['numpy']['alias_4100_db']:.0f} dB") in " ".join(readme.split())
+    assert result["speedup"]["whole"]["median"] >= 5  # issue 12's target, in the committed run

@@ -6,25 +6,29 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from audiomnist_edge.config import FeatureParams
 from audiomnist_edge.features import clip_features
 from audiomnist_edge.resample import Resampler, resample
 from audiomnist_edge.stream import GateParams, Segmenter, SequenceGrouper
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 RATE = 8000
 NOISE_DBFS = -60.0
 
 
 def signal(bursts: list[tuple[float, float, float]], seconds: float, seed: int = 0) -> np.ndarray:
-    """White noise at NOISE_DBFS with voiced-like bursts (start s, length s, level dBFS)."""
+    """White noise at NOISE_DBFS with voiced-like bursts (start s, length s, level dBFS).
+
+    A burst is a 120 Hz (+-20 Hz) pulse train with harmonics up to 3 kHz falling
+    3 dB per octave, so most of its energy lies in the speech band as a vowel's does.
+    """
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 10 ** (NOISE_DBFS / 20), int(seconds * RATE))
     for start, length, level in bursts:
         t = np.arange(int(length * RATE)) / RATE
         pitch = 120 + 20 * np.sin(2 * np.pi * 3 * t)
-        wave = sum(np.sin(2 * np.pi * k * np.cumsum(pitch) / RATE) / k for k in range(1, 6))
+        wave = sum(np.sin(2 * np.pi * k * np.cumsum(pitch) / RATE) / np.sqrt(k) for k in range(1, 22))
         wave *= np.hanning(len(t)) ** 0.2 * 10 ** (level / 20) * np.sqrt(2) / np.std(wave)
         i = int(start * RATE)
         x[i:i + len(wave)] += wave
@@ -115,8 +119,8 @@ def test_clicks_shorter_than_the_minimum_are_dropped():
 
 
 def test_hysteresis_keeps_a_fading_word_whole():
-    # A loud onset, then a tail between the stop and start thresholds (about 6 dB above noise).
-    x = signal([(1.0, 0.3, -25), (1.3, 0.3, -56)], 3.0)
+    # A loud onset, then a tail between the stop and start thresholds (about 4-5 dB above noise).
+    x = signal([(1.0, 0.3, -35), (1.3, 0.3, -59)], 3.0)
     utterances = segment(x, 512)
     assert len(utterances) == 1
     assert utterances[0].end >= 1.55
@@ -134,18 +138,29 @@ def test_a_pause_longer_than_the_hangover_splits_words():
     assert len(segment(x, 512, gate=GateParams(hangover=0.4))) == 1
 
 
-def test_long_sound_is_cut_at_max_duration_once():
-    gate = GateParams(max_duration=1.0)
+def test_long_sound_is_dropped_and_the_gate_rearms_after_it():
+    x = signal([(1.0, 4.0, -20), (6.0, 0.4, -25)], 7.5)
+    utterances = segment(x, 512, gate=GateParams(max_duration=1.0))
+    assert [round(u.start, 2) for u in utterances] == [round(6.0 - GateParams().pre_roll, 2)]
+
+
+def test_long_sound_is_cut_at_max_duration_once_when_kept():
+    gate = GateParams(max_duration=1.0, drop_long=False)
     utterances = segment(signal([(1.0, 4.0, -20)], 7.0), 512, gate=gate)
     assert len(utterances) == 1
     assert utterances[0].truncated
     assert utterances[0].end - utterances[0].start <= 1.0 + gate.pre_roll + 0.02
 
 
-def test_speech_during_calibration_is_not_reported_and_sets_no_trap():
+def test_speech_during_calibration_is_found_once_the_floor_is_known():
+    # A file that starts with speech (one clip): the floor comes from the calibration
+    # frames, which are then searched for speech; the burst does not raise the floor.
     x = signal([(0.05, 0.15, -25), (1.0, 0.4, -25)], 2.0)
     utterances = segment(x, 512, gate=GateParams(calibrate=0.25))
-    assert [round(u.start, 2) for u in utterances] == [round(1.0 - GateParams().pre_roll, 2)]
+    assert [round(u.start, 2) for u in utterances] == [0.0, round(1.0 - GateParams().pre_roll, 2)]
+    assert utterances[0].end == pytest.approx(0.2 + GateParams().tail, abs=0.03)
+    only_speech = signal([(0.0, 0.4, -25)], 0.6)
+    assert [round(u.start, 2) for u in segment(only_speech, 512)] == [0.0]
 
 
 def test_memory_stays_bounded_over_a_long_stream():
@@ -181,3 +196,63 @@ def test_sequence_grouper_splits_on_long_pauses():
     assert grouper.advance(5.0) == []
     assert [[d for d, _, _ in g] for g in grouper.advance(5.5)] == [["9"]]
     assert grouper.flush() == []
+
+
+def test_speech_ends_when_far_below_its_own_peak_even_over_digital_silence():
+    # Two words, the first with a faint tail (about 40 dB below its peak) that lasts until
+    # the second starts, over digital silence: the floor (-120 dB) would join them into one,
+    # the offset relative to the word's own peak splits them.
+    bursts = [(1.0, 0.3, -20), (1.3, 0.45, -62), (1.75, 0.3, -20)]
+    x = signal(bursts, 3.0) - signal([], 3.0)  # the same seed: the bursts without the noise
+    assert [round(u.start, 2) for u in segment(x, 512)] == [0.9, 1.65]
+    assert len(segment(x, 512, gate=GateParams(peak_drop_db=99))) == 1
+
+
+def test_webrtc_vad_finds_the_bursts_block_size_invariantly():
+    pytest.importorskip("webrtcvad")
+    gate = GateParams(vad="webrtc")
+    x = signal(BURSTS, 6.0)
+    utterances = segment(x, 400, gate=gate)
+    assert len(utterances) == len(BURSTS)
+    for u, (start, length, _) in zip(utterances, BURSTS):
+        assert start - 0.2 <= u.start <= start and start + length - 0.1 <= u.end <= start + length + 0.25
+    assert [(u.start, u.end) for u in segment(x, 1234, gate=gate)] == [(u.start, u.end) for u in utterances]
+    assert segment(signal([], 4.0), 512, gate=gate) == []
+
+
+def rumble(seconds: float, dbfs: float, seed: int = 1) -> np.ndarray:
+    """Brown noise (energy below a few hundred Hz) at ``dbfs`` RMS, drift below ~20 Hz removed."""
+    walk = np.cumsum(np.random.default_rng(seed).normal(0, 1, int(seconds * RATE)))
+    walk -= np.convolve(walk, np.ones(401) / 401, mode="same")
+    return (walk * 10 ** (dbfs / 20) / np.std(walk)).astype(np.float32)
+
+
+def hum(seconds: float, dbfs: float) -> np.ndarray:
+    """50 Hz mains hum with weaker 150 and 250 Hz harmonics at ``dbfs`` RMS."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = np.sin(2 * np.pi * 50 * t) + 0.3 * np.sin(2 * np.pi * 150 * t) + 0.1 * np.sin(2 * np.pi * 250 * t)
+    return (x * 10 ** (dbfs / 20) / np.std(x)).astype(np.float32)
+
+
+QUIET_BURSTS = [(1.0, 0.4, -45), (2.0, 0.3, -45), (3.0, 0.5, -45), (4.2, 0.35, -45)]
+
+
+@pytest.mark.parametrize("background", ["rumble", "hum"])
+def test_low_frequency_noise_and_hum_do_not_blind_the_gate(background):
+    # Bursts 10-15 dB below the background's total level are still found: their energy is
+    # in the speech band, the background's is not. Full-band energy finds none of them.
+    extra = rumble(6.0, -35) if background == "rumble" else hum(6.0, -30)
+    x = signal(QUIET_BURSTS, 6.0) + extra
+    found = segment(x, 512)
+    assert len(found) == len(QUIET_BURSTS)
+    assert all(abs(u.start + GateParams().pre_roll - s) <= 0.1 for u, (s, _, _) in zip(found, QUIET_BURSTS))
+    assert segment(x, 512, gate=GateParams(band=None)) == []
+    assert segment(signal([], 6.0) + extra, 512) == []
+
+
+def test_a_quiet_speaker_is_found():
+    # Speech at -53 dBFS RMS (peaks under -38 dBFS, like FSDD's quietest speaker) over -65 dBFS hiss.
+    x = signal([(s, n, -53) for s, n, _ in QUIET_BURSTS], 6.0) - signal([], 6.0)
+    x += np.random.default_rng(5).normal(0, 10 ** (-65 / 20), len(x)).astype(np.float32)
+    assert 20 * np.log10(np.abs(x).max()) < -38
+    assert len(segment(x, 512)) == len(QUIET_BURSTS)

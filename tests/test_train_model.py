@@ -21,6 +21,7 @@ from audiomnist_edge.train.fit import Recipe, load_run_data, predict, prepare, t
 
 FLOOR = 0.80  # official split, 8 epochs, no augmentation; chance is 0.10
 EXE = Path(sys.executable).parent / "audiomnist-edge"
+CLI_FLOOR = 0.50  # 900 clips, 8 epochs, 1 augmented copy: 0.537 on 2026-11-26; chance is 0.10
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +83,10 @@ def test_cli_train_and_evaluate(small_corpus, cache, tmp_path):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     metrics = json.loads((out / "metrics.json").read_text())
     info = json.loads((out / "run.json").read_text())
-    assert metrics["split"] == "official" and 0.0 <= metrics["accuracy"] <= 1.0
-    assert metrics["accuracy"] > 0.5
-    assert np.array(metrics["confusion_matrix"]).sum() == 300
+    confusion = np.array(metrics["confusion_matrix"])
+    assert metrics["split"] == "official" and confusion.sum() == 300
+    assert metrics["accuracy"] == pytest.approx(np.trace(confusion) / 300, abs=1e-9)
+    assert metrics["accuracy"] > CLI_FLOOR
     assert set(metrics["per_class"]) == set(info["labels"]) == {str(d) for d in range(10)}
     assert info["split"] == "official" and info["layout"] == "fsdd"
     assert info["data_summary"]["clips"]["test"] == 300
@@ -104,6 +106,9 @@ def test_cli_train_and_evaluate(small_corpus, cache, tmp_path):
 
     x_train, y_train, x_test, y_test = load_run_data(out, cache_dir=cache)
     assert x_test.shape == (300, *FeatureParams().input_shape) and len(y_test) == 300
+    import keras  # the recorded accuracy is the saved model's on the run's test clips
+    saved = keras.models.load_model(out / "model.keras", compile=False)
+    assert np.mean(predict(saved, x_test).argmax(1) == y_test) == pytest.approx(metrics["accuracy"], abs=1e-9)
     assert len(x_train) == info["data_summary"]["clips"]["train"]
 
 

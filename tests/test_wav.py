@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
+import threading
+import tracemalloc
 
 import numpy as np
 import pytest
+from audiomnist_edge.wav import AudioError, open_audio, read_wav, read_wav_info, wav_bytes, write_wav
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from audiomnist_edge.wav import AudioError, read_wav, read_wav_info, wav_bytes, write_wav
 
 
 def riff(fmt_chunk: bytes, data: bytes, extra_chunks: bytes = b"", data_size: int | None = None) -> bytes:
@@ -152,3 +156,95 @@ def test_mutated_real_files_give_audio_or_audio_error(real_wav: bytes, data) -> 
 def test_wav_bytes_float32_round_trip() -> None:
     samples, _ = read_wav(wav_bytes(SIGNAL, 8000, bits=32))
     np.testing.assert_allclose(samples, SIGNAL, atol=1e-7)
+
+
+def mulaw_encode(x: np.ndarray) -> np.ndarray:
+    """G.711 mu-law bytes of float samples (a reference encoder for the test)."""
+    ints = np.clip(np.round(x * 32768), -32768, 32767).astype(np.int32)
+    sign = np.where(ints < 0, 0x80, 0)
+    magnitude = np.minimum(np.abs(ints), 32635) + 0x84
+    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8)
+
+
+def test_reads_mulaw_and_alaw() -> None:
+    x = np.sin(np.linspace(0, 20, 800)) * 0.6
+    samples, rate = read_wav(riff(fmt(7, 1, 8000, 8), mulaw_encode(x).tobytes()))
+    assert rate == 8000
+    np.testing.assert_allclose(samples, x, atol=0.02)  # 8-bit companding: about 2% at 0.6
+    silence, _ = read_wav(riff(fmt(6, 1, 8000, 8), bytes([0xD5] * 10)))  # A-law zero code
+    assert np.abs(silence).max() < 1e-3
+    loud, _ = read_wav(riff(fmt(6, 1, 8000, 8), bytes([0xAA, 0x2A])))  # A-law +-max codes
+    assert loud[0] > 0.9 and loud[1] < -0.9
+
+
+@pytest.mark.parametrize("chunk", [b"LIST", b"data"])
+def test_huge_declared_chunk_sizes_are_not_allocated(chunk: bytes) -> None:
+    body = b"WAVEfmt " + struct.pack("<I", 16) + fmt(1, 1, 8000, 16)
+    body += chunk + struct.pack("<I", 0xFFFFFFF0) + b"\x00" * 64
+    tracemalloc.start()
+    try:
+        with pytest.raises(AudioError, match="truncated"):
+            read_wav(b"RIFF" + struct.pack("<I", len(body)) + body)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20
+
+
+def test_blocks_read_a_long_file_in_bounded_memory(tmp_path) -> None:
+    path = tmp_path / "long.wav"
+    write_wav(path, np.full(48000 * 60, 0.25), 48000)  # one minute at 48 kHz: 5.8 MB on disk
+    tracemalloc.start()
+    try:
+        with open_audio(path) as audio:
+            assert (audio.sample_rate, audio.frames) == (48000, 48000 * 60)
+            total = sum(len(b) for b in audio.blocks(2400))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total == 48000 * 60
+    assert peak < 1 << 20
+
+
+def test_fifo_is_streamed_in_blocks(tmp_path) -> None:
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    data = riff(fmt(1, 1, 8000, 16), encode(16, np.tile(SIGNAL, 2000)), data_size=0xFFFFFFFF)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(data))
+    writer.start()
+    with open_audio(fifo) as audio:
+        assert audio.frames is None
+        sizes = [len(b) for b in audio.blocks(1000)]
+    writer.join()
+    assert sum(sizes) == 2000 * len(SIGNAL) and max(sizes) == 1000
+
+
+@pytest.mark.parametrize("where, message", [("folder", "is a folder"), ("/dev/null", "is a device"),
+                                            ("absent.wav", "No such file or directory")])
+def test_non_files_are_named_for_what_they_are(tmp_path, where: str, message: str) -> None:
+    (tmp_path / "folder").mkdir()
+    path = where if where.startswith("/") else tmp_path / where
+    with pytest.raises(AudioError, match=f"{path}: {message}"):
+        read_wav(path)
+
+
+def test_flac_through_soundfile(tmp_path) -> None:
+    soundfile = pytest.importorskip("soundfile")
+    path = tmp_path / "x.flac"
+    soundfile.write(path, np.stack([SIGNAL * 0.5, SIGNAL * 0.5], axis=1), 16000, subtype="PCM_16")
+    samples, rate = read_wav(path)
+    assert rate == 16000
+    np.testing.assert_allclose(samples, SIGNAL * 0.5, atol=1e-4)
+
+
+def test_flac_without_soundfile_is_a_one_line_hint(tmp_path) -> None:
+    path = tmp_path / "x.flac"
+    path.write_bytes(b"fLaC" + b"\x00" * 64)
+    code = ("import sys; sys.modules['soundfile'] = None\n"
+            "from audiomnist_edge.wav import read_wav, AudioError\n"
+            f"try:\n    read_wav({str(path)!r})\nexcept AudioError as e:\n    print(e)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == (f"{path}: reading .flac files needs the soundfile extra: "
+                                     "pip install 'audiomnist-edge[soundfile]'")

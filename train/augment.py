@@ -16,7 +16,8 @@ import numpy as np
 
 from ..config import FeatureParams
 from ..features import clip_features
-from .capture import CaptureParams, load_babble_bank, random_capture, rir_bank
+from .capture import (CaptureParams, load_babble_bank, load_rir_bank, random_capture, rir_bank,
+                      rir_bank_path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,25 +44,33 @@ class AugmentParams:
     capture_snr_db: tuple[float, float] = (0.0, 30.0)
     capture_gain_db: tuple[float, float] = (-30.0, 6.0)
     capture_floor_dbfs: tuple[float, float] = (-70.0, -35.0)
+    capture_floor_snr_db: float | None = 5.0
+    """The floor stays this far below the speech after gain (None: no limit)."""
     babble_bank: str = ""
     """A babble bank .npz (capture.build_babble_bank on the training clips); "" = no babble."""
+    room_bank: str = ""
+    """The impulse-response bank .npz (``prepare_capture``); "" = the default cache's."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def capture_params(self) -> CaptureParams:
         """The capture chain's settings: these ranges, CaptureParams defaults for the rest."""
-        return CaptureParams(reverb=self.capture_reverb, rt60=tuple(self.capture_rt60),
-                             rir_count=self.capture_rirs,
-                             snr_db=tuple(self.capture_snr_db), gain_db=tuple(self.capture_gain_db),
-                             floor_dbfs=tuple(self.capture_floor_dbfs))
+        return CaptureParams(reverb=self.capture_reverb, rt60=self.capture_rt60,
+                             rir_count=self.capture_rirs, snr_db=self.capture_snr_db,
+                             gain_db=self.capture_gain_db, floor_dbfs=self.capture_floor_dbfs,
+                             floor_snr_db=self.capture_floor_snr_db)
 
 
-def prepare_capture(aug: AugmentParams, rate: int, cache_dir=None) -> None:
-    """Build (or load) the impulse-response bank once, in the parent, before workers need it."""
+def prepare_capture(aug: AugmentParams, rate: int, cache_dir=None) -> AugmentParams:
+    """``aug`` with its impulse-response bank built (or loaded) once, in the parent, and named
+    in ``room_bank`` so worker processes load that file."""
     if aug.capture > 0 and aug.capture_reverb > 0:
         p = aug.capture_params()
         rir_bank(rate, p.rt60, p.rir_count, p.rir_seed, cache_dir)
+        path = rir_bank_path(rate, p.rt60, p.rir_count, p.rir_seed, cache_dir)
+        return dataclasses.replace(aug, room_bank=str(path))
+    return aug
 
 
 def gain(samples: np.ndarray, db: float) -> np.ndarray:
@@ -103,7 +112,8 @@ def random_augment(samples: np.ndarray, rate: int, aug: AugmentParams,
     x = speed(samples, rng.uniform(*aug.speed))
     if aug.capture and rng.random() < aug.capture:
         babble = load_babble_bank(aug.babble_bank) if aug.babble_bank else None
-        x = random_capture(x, rate, rng, aug.capture_params(), babble)
+        rooms = load_rir_bank(aug.room_bank) if aug.room_bank else None
+        x = random_capture(x, rate, rng, aug.capture_params(), babble, rooms)
     else:
         x = gain(x, rng.uniform(*aug.gain_db))
         max_shift = int(aug.shift_seconds * rate)

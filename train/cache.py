@@ -17,12 +17,17 @@ import hashlib
 import json
 import multiprocessing
 import os
+import pwd
 import sys
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_file
 from ..config import FeatureParams
+from ..errors import EdgeError
 from ..features import clip_features
 from ..resample import resample
 from ..wav import read_wav
@@ -33,9 +38,48 @@ CACHE_VERSION = 1
 
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """The cache folder: ``cache_dir``, else $AUDIOMNIST_EDGE_CACHE, else ~/.cache/audiomnist-edge.
+
+    Empty variables count as unset; a HOME that is not an absolute path falls
+    back to the account's home from the password database.
+    """
     if cache_dir:
         return Path(cache_dir)
-    return Path(os.environ.get("AUDIOMNIST_EDGE_CACHE", Path.home() / ".cache" / "audiomnist-edge"))
+    if os.environ.get("AUDIOMNIST_EDGE_CACHE"):
+        return Path(os.environ["AUDIOMNIST_EDGE_CACHE"])
+    home = os.environ.get("HOME", "")
+    if not os.path.isabs(home):
+        try:
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        except KeyError:
+            home = ""
+    if not os.path.isabs(home):
+        raise EdgeError("no home folder for the feature cache; set AUDIOMNIST_EDGE_CACHE or pass --cache-dir")
+    return Path(home) / ".cache" / "audiomnist-edge"
+
+
+def _load_cached(path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, list] | None:
+    """The cached (x, ok, problems) at ``path`` if it is complete and of ``shape``; else None
+    (a missing, truncated or corrupt file is a miss, rewritten by the caller)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            problems = [tuple(p) for p in json.loads(str(data["problems"]))]
+            x, ok = data["x"], data["ok"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
+        return None
+    if x.shape != shape or x.dtype != np.float32 or ok.shape != shape[:1] or ok.dtype != bool:
+        return None
+    return x, ok, problems
+
+
+def _save_cached(path: Path, x: np.ndarray, ok: np.ndarray, problems: list) -> None:
+    """Write the cache file whole (unique temporary file, then rename); warn and go on if impossible."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_file(path, lambda handle: np.savez(handle, x=x, ok=ok, problems=json.dumps(problems)),
+                   force=True)
+    except (OSError, EdgeError) as exc:
+        print(f"warning: feature cache not written ({exc}); continuing without it", file=sys.stderr)
 
 
 def load_samples(path: str | Path, rate: int) -> np.ndarray:
@@ -87,14 +131,9 @@ def extract(clips: list[Clip], params: FeatureParams, aug: AugmentParams | None 
     key = hashlib.sha256(key_src.encode()).hexdigest()[:20]
     path = cache_root(cache_dir) / "features" / f"{label}-{key}.npz"
     shape = (len(clips), n_copies, *params.input_shape) if aug else (len(clips), *params.input_shape)
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                problems = [tuple(p) for p in json.loads(str(data["problems"]))]
-                if data["x"].shape == shape:
-                    return data["x"], data["ok"], problems
-        except (OSError, ValueError, KeyError):
-            pass
+    cached = _load_cached(path, shape) if path.is_file() else None
+    if cached is not None:
+        return cached
     x = np.zeros(shape, dtype=np.float32)
     ok = np.zeros(len(clips), dtype=bool)
     problems: list[tuple[str, str]] = []
@@ -108,10 +147,7 @@ def extract(clips: list[Clip], params: FeatureParams, aug: AugmentParams | None 
         else:
             x[index] = result
             ok[index] = True
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, x=x, ok=ok, problems=json.dumps(problems))
-    tmp.replace(path)
+    _save_cached(path, x, ok, problems)
     return x, ok, problems
 
 

@@ -26,6 +26,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +59,9 @@ class CaptureParams:
     """Silence before and (drawn separately) after the word, seconds."""
     floor_dbfs: tuple[float, float] = (-70.0, -35.0)
     """RMS of the white noise floor under padded clips, dB re full scale."""
+    floor_snr_db: float | None = 5.0
+    """Keep the floor at least this far below the speech's active level after gain,
+    so a quiet word never drowns (the label stays true); None: no limit."""
     noise: float = 0.7
     """Probability of ambient noise at an SNR."""
     noise_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 0.5)
@@ -89,8 +93,9 @@ class CaptureParams:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> CaptureParams:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    def from_dict(cls, data: dict[str, Any]) -> CaptureParams:
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**fields)
 
 
 # ---------------------------------------------------------------- levels
@@ -338,8 +343,17 @@ def rir_bank(rate: int, rt60: tuple[float, float] = (0.1, 0.8), count: int = 200
     Cached as .npz under ``cache_root()/rir``; within a process the loaded
     bank is reused. Build it in the parent before starting workers.
     """
-    path = rir_bank_path(rate, tuple(rt60), count, seed, cache_dir)
-    return _load_or_build(str(path), rate, (float(rt60[0]), float(rt60[1])), count, seed)
+    span = (float(rt60[0]), float(rt60[1]))
+    path = rir_bank_path(rate, span, count, seed, cache_dir)
+    return _load_or_build(str(path), rate, span, count, seed)
+
+
+@functools.lru_cache(maxsize=8)
+def load_rir_bank(path: str) -> RirBank:
+    """A cached impulse-response bank .npz (``rir_bank_path``), loaded once per process."""
+    with np.load(path, allow_pickle=False) as data:
+        return RirBank(int(data["rate"]), data["rirs"], data["lengths"], data["rt60"],
+                       data["measured_rt60"])
 
 
 @functools.lru_cache(maxsize=8)
@@ -347,9 +361,7 @@ def _load_or_build(path: str, rate: int, rt60: tuple[float, float], count: int, 
     target = Path(path)
     if target.is_file():
         try:
-            with np.load(target, allow_pickle=False) as data:
-                return RirBank(int(data["rate"]), data["rirs"], data["lengths"], data["rt60"],
-                               data["measured_rt60"])
+            return load_rir_bank(path)
         except (OSError, ValueError, KeyError):
             pass
     bank = build_rir_bank(rate, rt60, count, seed)
@@ -507,7 +519,8 @@ def make_noise(kind: str, n: int, rate: int, rng: np.random.Generator, params: C
 
 def random_capture(samples: np.ndarray, rate: int, rng: np.random.Generator,
                    params: CaptureParams | None = None,
-                   babble: Sequence[np.ndarray] | None = None) -> np.ndarray:
+                   babble: Sequence[np.ndarray] | None = None,
+                   rooms: RirBank | None = None) -> np.ndarray:
     """One random capture of a clean word, drawn from ``params``.
 
     Args:
@@ -517,15 +530,17 @@ def random_capture(samples: np.ndarray, rate: int, rng: np.random.Generator,
         params: probabilities and ranges (default ``CaptureParams()``).
         babble: source clips at ``rate`` for babble noise (other speakers of the
             same side of the split); without them babble is never drawn.
+        rooms: the impulse-response bank (default: ``rir_bank`` for ``params``
+            in the default cache).
 
     Returns:
         float32 samples in [-1, 1], shape (m,) with m >= n (padding, room tail).
     """
     p = params or CaptureParams()
-    x = np.nan_to_num(np.asarray(samples, dtype=np.float32))
+    x: np.ndarray = np.nan_to_num(np.asarray(samples, dtype=np.float32))
     reference = speech_power(x, rate)
     if rng.random() < p.reverb:
-        bank = rir_bank(rate, p.rt60, p.rir_count, p.rir_seed)
+        bank = rooms or rir_bank(rate, p.rt60, p.rir_count, p.rir_seed)
         x = reverberate(x, bank.get(int(rng.integers(len(bank)))))
     padded = rng.random() < p.pad
     if padded:
@@ -536,10 +551,14 @@ def random_capture(samples: np.ndarray, rate: int, rng: np.random.Generator,
         if kind is not None:
             noise = make_noise(kind, len(x), rate, rng, p, babble)
             x = x + scale_to_snr(noise, reference, rng.uniform(*p.snr_db))
-    x = gain(x, rng.uniform(*p.gain_db))
+    gain_db = rng.uniform(*p.gain_db)
+    x = gain(x, gain_db)
     if padded:
         floor = coloured_noise("white", len(x), rate, rng)
-        x = x + floor * np.float32(10.0 ** (rng.uniform(*p.floor_dbfs) / 20.0))
+        floor_db = rng.uniform(*p.floor_dbfs)
+        if p.floor_snr_db is not None and reference > 0:
+            floor_db = min(floor_db, db(reference) + gain_db - p.floor_snr_db)
+        x = x + floor * np.float32(10.0 ** (floor_db / 20.0))
     if rng.random() < p.lowcut:
         x = lowcut(x, rate, rng.uniform(*p.lowcut_hz))
     if rng.random() < p.highcut:

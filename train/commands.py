@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import click
 
-from ..errors import require_extra
+from ..errors import EdgeError, require_extra
 
 SPLIT = click.Choice(["random", "speaker", "official"])
 
@@ -17,6 +18,29 @@ def _setup():
     from .fit import _quiet_tf
 
     _quiet_tf()
+
+
+def _check_run(run_or_model: str, needs_model: bool = True) -> None:
+    """A one-line error unless RUN_OR_MODEL is a .keras file or a run folder with readable files."""
+    path = Path(run_or_model)
+    if not path.is_dir():
+        return
+    if needs_model and not (path / "model.keras").is_file():
+        raise EdgeError(f"{path}: not a run folder (no model.keras)")
+    if (path / "run.json").exists():
+        try:
+            info = json.loads((path / "run.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EdgeError(f"{path}/run.json: unreadable ({exc})") from None
+        if not isinstance(info, dict) or not isinstance(info.get("recipe", {}), dict):
+            raise EdgeError(f"{path}/run.json: not a run description (a JSON object with a recipe)")
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """Refuse NaN (FloatRange lets it through: every comparison with NaN is false)."""
+    if value != value:
+        raise click.BadParameter("nan is not a number")
+    return value
 
 
 def _echo(message: str) -> None:
@@ -31,31 +55,39 @@ def _echo(message: str) -> None:
 @click.option("--split", "split_name", type=SPLIT, default="official", show_default=True,
               help="random: stratified 75/25; speaker: speaker-independent fold (--fold); "
                    "official: FSDD takes 0-4 as test.")
-@click.option("--fold", type=int, default=None, help="Fold of --split speaker (default 0).")
+@click.option("--fold", type=click.IntRange(0), default=None, help="Fold of --split speaker (default 0).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Run folder (default runs/ARCH-SPLIT-TIMESTAMP).")
-@click.option("--epochs", type=int, default=40, help="Training epochs.", show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--lr", "learning_rate", type=float, default=2e-3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--augment", "copies", type=int, default=4, show_default=True,
+              help="Run folder (default runs/ARCH-SPLIT-TIMESTAMP); written whole at the end.")
+@click.option("--force", is_flag=True, help="Replace an existing --out run folder.")
+@click.option("--epochs", type=click.IntRange(1), default=40, help="Training epochs.", show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
+@click.option("--lr", "learning_rate", type=click.FloatRange(0, 10, min_open=True), default=2e-3,
+              show_default=True, callback=_finite)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--augment", "copies", type=click.IntRange(0, 100), default=4, show_default=True,
               help="Augmented copies per training clip (speed, gain, shift, noise, mel warp); 0 = off.")
+@click.option("--capture", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Probability per augmented copy of the capture chain (rooms, padding and noise "
+                   "floor, noise at 0-30 dB SNR, gain -30..+6 dB, mic colour, clipping) in place of "
+                   "plain gain/shift/noise.")
 @click.option("--synth", type=click.Path(exists=True, file_okay=False), multiple=True,
               help="Folder of synthetic clips (python -m audiomnist_edge.train.synth) added to training; "
                    "repeatable.")
-@click.option("--synth-copies", type=int, default=1, show_default=True)
+@click.option("--synth-copies", type=click.IntRange(0, 100), default=1, show_default=True)
 @click.option("--features", "features", default="default", show_default=True,
               help="'default', 'seed' (whole clip, no trim/CMVN) or a features.json file.")
-@click.option("--patience", type=int, default=0, help="Early stopping patience in epochs (0 = off).")
-@click.option("--width", type=int, default=None,
+@click.option("--patience", type=click.IntRange(0), default=0,
+              help="Early stopping patience in epochs (0 = off).")
+@click.option("--width", type=click.IntRange(1, 1024), default=None,
               help="Convolution width of cnn/dscnn (cnn default 32: 16-32-64 filters).")
-@click.option("--label-smoothing", type=float, default=0.0, show_default=True)
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True, callback=_finite)
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Feature cache (default ~/.cache/audiomnist-edge or $AUDIOMNIST_EDGE_CACHE).")
 @click.option("--limit-speakers", type=int, default=None, hidden=True)
 @click.option("-v", "--verbose", is_flag=True, help="Print Keras progress per epoch.")
-def train(data, arch, split_name, fold, out, epochs, batch_size, learning_rate, seed, copies,
-          synth, synth_copies, features, patience, width, label_smoothing, cache_dir,
+def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning_rate, seed, copies,
+          capture, synth, synth_copies, features, patience, width, label_smoothing, cache_dir,
           limit_speakers, verbose):
     """Train a model on a corpus and write a run folder.
 
@@ -69,18 +101,25 @@ def train(data, arch, split_name, fold, out, epochs, batch_size, learning_rate, 
           --split speaker --fold 2
       audiomnist-edge train --data DIR --arch ann --features seed --augment 0
     """
+    if features not in ("default", "seed") and not os.path.isfile(features):
+        raise click.BadParameter(f"{features!r} is not 'default', 'seed' or a features.json file",
+                                 param_hint="--features")
     _setup()
     from .augment import AugmentParams
     from .fit import Recipe, resolve_params, run
 
     recipe = Recipe(arch=arch, epochs=epochs,
                     batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                    patience=patience, augment=AugmentParams(copies=copies),
+                    patience=patience, augment=AugmentParams(copies=copies, capture=capture),
                     label_smoothing=label_smoothing,
                     model_kwargs={"width": width} if width and arch != "ann" else {},
                     synth=[os.path.abspath(p) for p in synth] or None, synth_copies=synth_copies)
-    run(data, out, split_name, fold, recipe, resolve_params(features), cache_dir,
-        progress=True, verbose=2 if verbose else 0, echo=_echo)
+    try:
+        params = resolve_params(features)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {features}: {exc}", param_hint="--features") from None
+    run(data, out, split_name, fold, recipe, params, cache_dir,
+        progress=True, verbose=2 if verbose else 0, echo=_echo, force=force)
 
 
 @click.command()
@@ -120,6 +159,7 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, capture_cond
       audiomnist-edge evaluate runs/cnn-official-X --data ../shared/datasets/fsdd --folds
       audiomnist-edge evaluate runs/cnn-official-X --conditions
     """
+    _check_run(run_or_model, needs_model=not (all_folds or capture_conditions))
     _setup()
     from .evaluate import evaluate as score
     from .evaluate import folds
@@ -132,15 +172,17 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, capture_cond
         return
 
     if all_folds:
-        from pathlib import Path
-
         path = Path(run_or_model)
         run_dir = path if path.is_dir() else path.parent
         if not (run_dir / "run.json").is_file():
             raise click.UsageError("--folds needs a run folder (with run.json) for its recipe")
         info = json.loads((run_dir / "run.json").read_text())
-        result = folds(run_dir, data or info["data"],
-                       only=[int(k) for k in only.split(",")] if only else None,
+        try:
+            only_folds = [int(k) for k in only.split(",")] if only else None
+        except ValueError:
+            raise click.BadParameter(f"{only!r} is not a comma-separated list of fold numbers",
+                                     param_hint="--only") from None
+        result = folds(run_dir, data or info["data"], only=only_folds,
                        cache_dir=cache_dir, progress=not as_json, echo=_echo)
         if as_json:
             click.echo(json.dumps(result, indent=1))
@@ -168,18 +210,29 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, capture_cond
 
 
 @click.command()
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--data", required=True, multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Corpus folder; repeat to compare several corpora on one page.")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
 def eda(data, out, cache_dir):
-    """Exploratory plots of a corpus: waveforms, MFCCs, class balance, durations.
+    """Exploratory plots of one or several corpora and a page comparing them.
 
     \b
-    Example:
+    Per-speaker levels (peak and active speech dBFS) and durations, the
+    model's normalised MFCC input per digit and corpus, class balance.
+    \b
+    Examples:
       audiomnist-edge eda --data ../shared/datasets/fsdd --out eda/
+      audiomnist-edge eda --data ../shared/datasets/fsdd --data ../shared/datasets/hd-en --out eda/
     """
     require_extra("train", "matplotlib")
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgeError(f"cannot create {out}: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK):
+        raise EdgeError(f"cannot write into {out}: permission denied")
     from .eda import run_eda
 
-    page = run_eda(data, out, cache_dir=cache_dir, echo=_echo)
+    page = run_eda(list(data), out, cache_dir=cache_dir, echo=_echo)
     click.echo(str(page))

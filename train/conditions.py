@@ -30,9 +30,9 @@ EVAL_RIR_SEED = 10_000  # rooms never used by the training bank (seed 0)
 BABBLE_SOURCES = 24     # other held-out clips a clip's babble is drawn from
 
 MICROPHONE = CaptureParams(
-    reverb=0.0, pad=1.0, pad_seconds=(0.5, 1.0), floor_dbfs=(-50.0, -50.0), noise=0.0,
+    reverb=0.0, pad=1.0, pad_seconds=(0.5, 1.0), floor_dbfs=(-50.0, -50.0), floor_snr_db=None, noise=0.0,
     gain_db=(0.0, 0.0), lowcut=0.0, highcut=0.0, telephone=0.0, mulaw=0.0, dc=0.0, clipping=0.0)
-"""Padding 0.5-1.0 s each side with a -50 dBFS white floor; nothing else."""
+"""Padding 0.5-1.0 s each side with a -50 dBFS white floor (whatever the speech's level); nothing else."""
 
 
 def _noise(kind: str, snr_db: float, **extra) -> CaptureParams:
@@ -119,13 +119,14 @@ def _babble_sources(loaded: list[_Loaded], index: int, seed: int,
     me = loaded[index]
     others = [j for j, c in enumerate(loaded) if j != index and c.speaker != me.speaker]
     others = others or [j for j in range(len(loaded)) if j != index]
+    if not others:
+        return []
     rng = np.random.default_rng([seed, zlib.crc32(b"babble"), index])
-    chosen = rng.choice(others, size=min(BABBLE_SOURCES, len(others)), replace=False) if others else []
     out = []
-    for j in chosen:
+    for j in rng.choice(others, size=min(BABBLE_SOURCES, len(others)), replace=False):
         key = (int(j), me.rate)
         if key not in cache:
-            c = loaded[j]
+            c = loaded[int(j)]
             cache[key] = resample(c.samples, c.rate, me.rate) if c.rate != me.rate else c.samples
         out.append(cache[key])
     return out
@@ -189,15 +190,44 @@ def score(classify: Callable[[np.ndarray, int], int | None], clips: Sequence[tup
             "descriptions": {name: DESCRIPTIONS[name] for name in names}}
 
 
-def condition_table(model, clips: Sequence[tuple[str | Path, int]], seed: int = 0,
-                    conditions: Iterable[str] | None = None, progress: bool = True) -> dict:
-    """Accuracy of an edge ``Model`` (through ``Model.classify``) under each condition; see ``score``."""
-    def classify(samples: np.ndarray, rate: int) -> int | None:
+DECISIONS = ("predict", "clip")
+
+
+def decider(model, decision: str = "predict") -> Callable[[np.ndarray, int], int | None]:
+    """``classify(samples, rate) -> digit or None`` for an edge ``Model``.
+
+    ``predict``: what ``audiomnist-edge predict`` (and ``listen``) report for the
+    audio: the runtime's segmentation, shift-averaged decision and confidence
+    gate; a digit only when exactly one utterance is found and accepted.
+    ``clip``: ``Model.classify`` on the whole clip (trim, centre, one decision),
+    as ``convert`` verifies a model.
+    """
+    from ..recognizer import Recognizer
+
+    if decision not in DECISIONS:
+        raise EdgeError(f"unknown decision path {decision!r} (choose from {', '.join(DECISIONS)})")
+
+    def clip(samples: np.ndarray, rate: int) -> int | None:
         label = model.classify(samples, rate).label
         return int(label) if label.isdigit() else None
 
-    result = score(classify, clips, seed, conditions, progress)
+    def predict(samples: np.ndarray, rate: int) -> int | None:
+        recognizer = Recognizer(model, rate)
+        block = max(1, rate // 20)
+        found = [d for k in range(0, len(samples), block)
+                 for d in recognizer.feed(samples[k:k + block])] + recognizer.finish()
+        return int(found[0].digit) if len(found) == 1 and found[0].digit is not None else None
+
+    return predict if decision == "predict" else clip
+
+
+def condition_table(model, clips: Sequence[tuple[str | Path, int]], seed: int = 0,
+                    conditions: Iterable[str] | None = None, progress: bool = True,
+                    decision: str = "predict") -> dict:
+    """Accuracy of an edge ``Model`` under each condition (``decider`` path); see ``score``."""
+    result = score(decider(model, decision), clips, seed, conditions, progress)
     result["model"] = str(model.path)
+    result["decision"] = decision
     return result
 
 

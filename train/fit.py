@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import new_folder, refuse_existing, refuse_foreign_folder
 from ..config import FeatureParams
 from .augment import AugmentParams
 from .cache import extract
-from .datasets import LABELS, Dataset, Split, load_many, make_split, problem_summary, stratified_random
+from .datasets import LABELS, Dataset, DatasetError, Split, load_many, make_split, problem_summary, stratified_random
 
 # The seed project's features: whole clip, no trimming, no per-clip normalisation.
 SEED_FEATURES = dict(trim_db=None, cmvn=False)
@@ -120,6 +121,22 @@ def split_indices(ds: Dataset, split: Split, ok: np.ndarray, recipe: Recipe):
     return train, val, test
 
 
+def with_capture_sources(aug: AugmentParams, babble_paths: list, rate: int,
+                         cache_dir=None) -> AugmentParams:
+    """``aug`` with its babble bank built from ``babble_paths`` and the room bank ready.
+
+    Babble comes from synthetic speakers when there are any (never a test
+    speaker, and the same for every fold, so augmented features are cached
+    once), else from the split's training clips.
+    """
+    from .augment import prepare_capture
+    from .capture import build_babble_bank
+
+    aug = prepare_capture(aug, rate, cache_dir)
+    bank = build_babble_bank(babble_paths, rate, cache_dir=cache_dir)
+    return dataclasses.replace(aug, babble_bank=str(bank))
+
+
 def prepare(ds: Dataset, split: Split, params: FeatureParams, recipe: Recipe,
             synth: Dataset | None = None, cache_dir=None, progress: bool = True,
             augment: bool = True) -> Arrays:
@@ -130,6 +147,10 @@ def prepare(ds: Dataset, split: Split, params: FeatureParams, recipe: Recipe,
     train, val, test = split_indices(ds, split, ok, recipe)
     parts_x, parts_y = [x[train]], [y[train]]
     aug = recipe.augment
+    if augment and aug.capture > 0 and (aug.copies > 0 or synth is not None):
+        aug = with_capture_sources(aug, [c.path for c in synth.clips] if synth is not None
+                                   else [ds.clips[i].path for i in train],
+                                   params.sample_rate, cache_dir)
     if augment and aug.copies > 0:
         xa, _, _ = extract(ds.clips, params, aug, seed=recipe.seed, cache_dir=cache_dir,
                            progress=progress, label=f"{ds.layout} augmented x{aug.copies}")
@@ -261,12 +282,19 @@ def data_paths(data) -> str | list[str]:
 def run(data, out: str | Path | None = None, split_name: str = "official",
         fold: int | None = None, recipe: Recipe | None = None,
         params: FeatureParams | None = None, cache_dir=None, progress: bool = True,
-        verbose: int = 0, echo=print) -> Path:
-    """Train one model and write its run folder; returns the folder."""
+        verbose: int = 0, echo=print, force: bool = False) -> Path:
+    """Train one model and write its run folder; returns the folder.
+
+    The folder is filled under a temporary name and renamed at the end; an
+    existing ``out`` is refused (before training) unless ``force``.
+    """
     from .evaluate import metrics, write_report
 
     recipe = recipe or Recipe()
     params = params or FeatureParams()
+    if out is not None:
+        refuse_existing(Path(out), force)
+        refuse_foreign_folder(Path(out), "run.json")
     t0 = time.time()
     ds = load_many(data)
     if ds.problems:
@@ -276,6 +304,9 @@ def run(data, out: str | Path | None = None, split_name: str = "official",
     arrays = prepare(ds, split, params, recipe, synth, cache_dir, progress)
     if arrays.problems and arrays.problems != ds.problems:
         echo(problem_summary([p for p in arrays.problems if p not in ds.problems]))
+    if not len(arrays.x_train) or not len(arrays.x_test):
+        raise DatasetError(f"no usable {'training' if not len(arrays.x_train) else 'test'} clips "
+                           f"({split.describe()}); nothing to train on")
     t_features = time.time() - t0
     echo(f"training {recipe.arch} on {len(arrays.x_train)} examples "
          f"({split.describe()}, {recipe.epochs} epochs)")
@@ -286,15 +317,6 @@ def run(data, out: str | Path | None = None, split_name: str = "official",
     result.update({"split": split.name, "fold": split.fold,
                    "test_speakers": list(split.test_speakers), "n_test": int(len(arrays.y_test))})
     out = Path(out) if out else default_run_dir(recipe.arch, split)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.keras")
-    (out / "features.json").write_text(params.to_json() + "\n")
-    norm = model.get_layer("standardise")
-    (out / "normalisation.json").write_text(json.dumps({
-        "axis": -1, "mean": np.asarray(norm.mean).ravel().tolist(),
-        "variance": np.asarray(norm.variance).ravel().tolist(),
-        "note": "global per-coefficient statistics of the training split; applied inside the model"},
-        indent=1) + "\n")
     info = {
         "data": data_paths(data), "layout": ds.layout, "split": split.name,
         "fold": split.fold, "seed": recipe.seed, "recipe": recipe.to_dict(),
@@ -305,9 +327,18 @@ def run(data, out: str | Path | None = None, split_name: str = "official",
                            "total": round(time.time() - t0, 1)},
         "history": history,
     }
-    (out / "run.json").write_text(json.dumps(info, indent=1) + "\n")
-    (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
-    write_report(out, info, result, history)
+    with new_folder(out, force) as folder:  # the run appears whole, or not at all
+        model.save(folder / "model.keras")
+        (folder / "features.json").write_text(params.to_json() + "\n")
+        norm = model.get_layer("standardise")
+        (folder / "normalisation.json").write_text(json.dumps({
+            "axis": -1, "mean": np.asarray(norm.mean).ravel().tolist(),
+            "variance": np.asarray(norm.variance).ravel().tolist(),
+            "note": "global per-coefficient statistics of the training split; applied inside the model"},
+            indent=1) + "\n")
+        (folder / "run.json").write_text(json.dumps(info, indent=1) + "\n")
+        (folder / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
+        write_report(folder, info, result, history)
     echo(f"{split.describe()}: accuracy {result['accuracy']:.4f} on {len(arrays.y_test)} clips "
          f"-> {out} ({time.time() - t0:.0f} s)")
     return out

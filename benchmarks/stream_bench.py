@@ -1,0 +1,389 @@
+"""Stream benchmark: digits spoken at a natural pace, found and decided by the listen path.
+
+Seeded streams are built from held-out speakers' clips (HD-EN's 10 speakers,
+never used in training; and FSDD's official test takes 0-4, whose speakers
+were heard in training): numbers of 3-5 digits with 0.15-0.4 s between digits
+(a PIN) and 0.8-1.5 s between numbers, then put through each capture
+condition of ``train/conditions.py`` (its rooms, hum and telephone band from
+``train/capture.py``) and fed, in 50 ms blocks, to ``Recognizer`` (what ``listen`` and
+``predict`` run). False alarms per hour are measured on long noise and hum
+streams and on non-digit English words spoken by voices the model never
+heard (flite's kal, awb, rms, slt; festival's ked).
+
+    python -m benchmarks.stream_bench                       # all conditions, 1 h of noise and hum
+    python -m benchmarks.stream_bench --noise-minutes 5 --digits 60   # a quick look
+
+Writes benchmarks/results/stream.md and stream.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+from audiomnist_edge.config import FeatureParams
+from audiomnist_edge.features import speech_bounds
+from audiomnist_edge.model import Model
+from audiomnist_edge.recognizer import Detection, Recognizer
+from audiomnist_edge.resample import resample
+from audiomnist_edge.stream import GateParams
+from audiomnist_edge.train import capture
+from audiomnist_edge.train.conditions import EVAL_RIR_SEED
+from audiomnist_edge.wav import read_wav
+
+from .clips import REPO, default_fsdd
+
+RESULTS = REPO / "benchmarks" / "results"
+BLOCK_SECONDS = 0.05
+NOISE_DBFS = -50.0            # the padding-noise condition's level
+CONDITIONS = {
+    "clean": "digital silence between digits",
+    "padded": f"white noise floor at {NOISE_DBFS:.0f} dBFS throughout",
+    "white-20dB": "padded + white noise 20 dB below the speech",
+    "white-10dB": "padded + white noise 10 dB below the speech",
+    "reverb-0.3s": "padded + a simulated room per digit (train/capture.py's evaluation rooms), RT60 0.3 s",
+    "reverb-0.6s": "padded + a simulated room per digit, RT60 0.6 s",
+    "quiet-20dB": "padded, speech 20 dB quieter (-46 dBFS RMS)",
+    "hum-50Hz": "padded + 50 Hz mains hum (5 harmonics) 15 dB below the speech",
+    "telephone": "padded + telephone band 300-3400 Hz",
+}
+"""The capture conditions of train/conditions.py, applied to a whole stream."""
+NON_DIGIT_WORDS = (
+    "hello yes no stop go left right up down open close light music weather morning evening "
+    "coffee kitchen garden window table chair water paper yellow purple orange apple banana "
+    "people happy simple number letter candle summer winter friday monday station market "
+    "doctor teacher forest basket pocket silver golden button rabbit dragon pencil camera "
+    "bottle middle problem system minute hour welcome thanks please sorry maybe later again "
+    "travel little large small quick slowly because between under over inside outside "
+    "computer telephone elephant umbrella holiday birthday question answer message picture"
+).split()
+FLITE_VOICES = ("kal", "awb", "rms", "slt")
+SPEECH_DBFS = -26.0          # every clip's RMS over its speech, before the condition
+SPEECH_END_PARAMS = FeatureParams()  # trim_db 30 on 25 ms frames: where a clip's speech ends
+
+
+@dataclass
+class Score:
+    """Scores of one set of streams; rates are fractions of the spoken digits."""
+
+    digits: int = 0
+    correct: int = 0
+    substitutions: int = 0
+    deletions: int = 0
+    insertions: int = 0
+    unknown: int = 0
+    edit_distance: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, truth: list[tuple[str, float, float, float]], found: list[Detection]) -> None:
+        """Match detections to spoken digits by overlap (one each), then count.
+
+        Latency runs from the end of speech to the decision: the rest of the
+        hang-over plus the time to decide.
+        """
+        used: set[int] = set()
+        for label, start, end, speech_end in truth:
+            overlaps = [(min(end, d.end) - max(start, d.start), i) for i, d in enumerate(found)
+                        if i not in used and d.start < end and d.end > start]
+            self.digits += 1
+            if not overlaps:
+                self.deletions += 1
+                continue
+            i = max(overlaps)[1]
+            used.add(i)
+            d = found[i]
+            if d.digit is None:
+                self.unknown += 1
+                self.deletions += 1
+            elif d.digit == label:
+                self.correct += 1
+                self.latencies.append(d.end + d.hangover_ms / 1e3 + d.latency_ms / 1e3 - speech_end)
+            else:
+                self.substitutions += 1
+        self.insertions += sum(1 for i, d in enumerate(found) if i not in used and d.digit is not None)
+        said = [label for label, *_ in truth]
+        heard = [d.digit for d in found if d.digit is not None]
+        self.edit_distance += edit_distance(said, heard)
+
+    def summary(self) -> dict[str, Any]:
+        lat = np.array(self.latencies) if self.latencies else np.array([np.nan])
+        n = max(1, self.digits)
+        return {"digits": self.digits, "found": round(self.correct / n, 4),
+                "substitutions": round(self.substitutions / n, 4),
+                "deletions": round(self.deletions / n, 4), "insertions": round(self.insertions / n, 4),
+                "unknown": round(self.unknown / n, 4),
+                "sequence_score": round(1 - self.edit_distance / n, 4),
+                "latency_p50_ms": round(float(np.nanpercentile(lat, 50)) * 1e3, 1),
+                "latency_p95_ms": round(float(np.nanpercentile(lat, 95)) * 1e3, 1)}
+
+
+def edit_distance(a: list[str], b: list[str]) -> int:
+    """Levenshtein distance between two label sequences."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (x != y))
+    return row[-1]
+
+
+def corpus_clips(root: Path, takes: Callable[[int], bool]) -> list[tuple[str, Path]]:
+    """(digit, path) of the corpus's {digit}_{speaker}_{take}.wav files whose take passes."""
+    files = sorted((root / "recordings").glob("*.wav"))
+    return [(f.name[0], f) for f in files if takes(int(f.stem.split("_")[2]))]
+
+
+def build_stream(clips: list[tuple[str, Path]], count: int, rate: int, rng: np.random.Generator,
+                 rooms: capture.RirBank | None = None,
+                 gain_db: float = 0.0) -> tuple[np.ndarray, list[tuple[str, float, float, float]]]:
+    """``count`` random clips as numbers at a natural pace; (samples at rate, truth).
+
+    Every clip is scaled to SPEECH_DBFS over its speech (so an SNR holds for
+    every digit), then by ``gain_db``, and with ``rooms`` reverberated by a
+    room drawn from the bank (its tail runs on into the pause). Truth holds
+    (digit, clip start, clip end, end of speech) in seconds; the end of speech
+    is where the clip's last frame within 30 dB of its loudest ends.
+    """
+    chosen = rng.choice(len(clips), count, replace=False)
+    placed, truth, t = [], [], rate
+    left_in_number = int(rng.integers(3, 6))
+    for k in chosen:
+        label, path = clips[k]
+        samples, clip_rate = read_wav(path)
+        samples = resample(samples, clip_rate, rate)
+        speech_start, speech_end = speech_bounds(samples, SPEECH_END_PARAMS)
+        rms = np.sqrt(np.mean(np.square(samples[speech_start:speech_end], dtype=np.float64)))
+        samples = samples * 10 ** ((SPEECH_DBFS + gain_db) / 20) / max(rms, 1e-6)
+        truth.append((label, t / rate, (t + len(samples)) / rate, (t + speech_end) / rate))
+        if rooms is not None:
+            samples = capture.reverberate(samples, rooms.get(int(rng.integers(len(rooms)))))
+        placed.append((t, samples))
+        left_in_number -= 1
+        if left_in_number == 0:
+            pause, left_in_number = rng.uniform(0.8, 1.5), int(rng.integers(3, 6))
+        else:
+            pause = rng.uniform(0.15, 0.4)
+        t += len(samples) if rooms is None else int(round((truth[-1][2] - truth[-1][1]) * rate))
+        t += int(pause * rate)
+    stream = np.zeros(max(t, max(start + len(x) for start, x in placed)) + rate)
+    for start, x in placed:
+        stream[start:start + len(x)] += x
+    return stream, truth
+
+
+def noise(n: int, dbfs: float, rng: np.random.Generator) -> np.ndarray:
+    return rng.normal(0, 10 ** (dbfs / 20), n)
+
+
+def condition_stream(name: str, clips: list[tuple[str, Path]], count: int, rate: int,
+                     rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[str, float, float, float]]]:
+    """A stream of ``count`` digits under one capture condition (see CONDITIONS), in [-1, 1]."""
+    rooms = None
+    if name.startswith("reverb-"):
+        rt60 = float(name[7:-1])
+        rooms = capture.rir_bank(rate, (rt60, rt60), count=32, seed=EVAL_RIR_SEED)
+    x, truth = build_stream(clips, count, rate, rng, rooms, -20.0 if name == "quiet-20dB" else 0.0)
+    speech_power = 10 ** (SPEECH_DBFS / 10)
+    if name.startswith("white-"):
+        x = x + rng.normal(0, np.sqrt(speech_power / 10 ** (float(name[6:-2]) / 10)), len(x))
+    elif name == "hum-50Hz":
+        x = x + capture.hum(len(x), rate, 50.0, rng) * np.sqrt(speech_power / 10 ** 1.5)
+    if name != "clean":
+        x = x + noise(len(x), NOISE_DBFS, rng)
+    if name == "telephone":
+        x = capture.telephone(x.astype(np.float32), rate)
+    return np.clip(x, -1, 1).astype(np.float32), truth
+
+
+def recognise(model: Model, samples: np.ndarray, rate: int, gate: GateParams,
+              min_confidence: float) -> list[Detection]:
+    """Every decision on a stream fed in 50 ms blocks, as listen --input would."""
+    recognizer = Recognizer(model, rate, gate, min_confidence)
+    block = int(rate * BLOCK_SECONDS)
+    found = [d for i in range(0, len(samples), block) for d in recognizer.feed(samples[i:i + block])]
+    return found + recognizer.finish()
+
+
+def long_stream(kind: str, minutes: float, rate: int, seed: int) -> Iterator[np.ndarray]:
+    """Blocks of 10 s: noise (white, level steps of +-6 dB around -50 dBFS every 5-30 s, under
+    low-frequency rumble at -35 dBFS) or hum (see CONDITIONS)."""
+    rng = np.random.default_rng(seed)
+    level, next_step, t = NOISE_DBFS, 0.0, 0.0
+    while t < minutes * 60:
+        n = 10 * rate
+        if kind == "noise":
+            if t >= next_step:
+                level = NOISE_DBFS + rng.uniform(-6, 6)
+                next_step = t + rng.uniform(5, 30)
+            rumble = np.cumsum(rng.normal(0, 1, n))  # brown noise, minus its drift below ~20 Hz
+            rumble -= np.convolve(rumble, np.ones(401) / 401, mode="same")
+            x = noise(n, level, rng) + rumble * 10 ** (-35 / 20) / np.std(rumble)
+        else:
+            tt = t + np.arange(n) / rate
+            hum = sum(a * np.sin(2 * np.pi * f * tt) for f, a in ((50, 1.0), (150, 0.3), (250, 0.1)))
+            x = hum * 10 ** (-30 / 20) * np.sqrt(2) + noise(n, -60, rng)
+        yield np.clip(x, -1, 1).astype(np.float32)
+        t += 10
+
+
+def false_alarms(model: Model, kind: str, minutes: float, rate: int, gate: GateParams,
+                 min_confidence: float, seed: int) -> dict[str, Any]:
+    """Digits (and unknowns) reported on a long stream without speech."""
+    recognizer = Recognizer(model, rate, gate, min_confidence)
+    found: list[Detection] = []
+    block = int(rate * BLOCK_SECONDS)
+    for chunk in long_stream(kind, minutes, rate, seed):
+        for i in range(0, len(chunk), block):
+            found += recognizer.feed(chunk[i:i + block])
+    found += recognizer.finish()
+    hours = minutes / 60
+    digits = sum(d.digit is not None for d in found)
+    return {"minutes": minutes, "digits": digits, "unknown": len(found) - digits,
+            "false_alarms_per_hour": round(digits / hours, 2)}
+
+
+def synth_words(cache: Path) -> list[tuple[str, Path]]:
+    """Non-digit words by flite (4 voices) and festival (ked), cached; (voice, path)."""
+    out = []
+    for voice in FLITE_VOICES if shutil.which("flite") else ():
+        for word in NON_DIGIT_WORDS:
+            path = cache / voice / f"{word}.wav"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                subprocess.run(["flite", "-voice", voice, "-t", word, "-o", str(path)], check=True,
+                               capture_output=True)
+            out.append((voice, path))
+    if shutil.which("text2wave"):
+        for word in NON_DIGIT_WORDS:
+            path = cache / "festival-ked" / f"{word}.wav"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                subprocess.run(["text2wave", "-eval", "(voice_ked_diphone)", "-o", str(path)],
+                               input=word.encode(), check=True, capture_output=True)
+            out.append(("festival-ked", path))
+    return out
+
+
+def non_digit_speech(model: Model, words: list[tuple[str, Path]], rate: int, gate: GateParams,
+                     min_confidence: float, seed: int) -> dict[str, Any]:
+    """Share of non-digit words reported as a digit, and false alarms per hour of such speech."""
+    rng = np.random.default_rng(seed)
+    parts, spans, t = [np.zeros(rate, dtype=np.float32)], [], rate
+    for k in rng.permutation(len(words)):
+        samples, clip_rate = read_wav(words[k][1])
+        samples = resample(samples, clip_rate, rate) * 10 ** (rng.uniform(-12, 0) / 20)
+        spans.append((t / rate, (t + len(samples)) / rate))
+        gap = np.zeros(int(rng.uniform(0.6, 1.2) * rate), dtype=np.float32)
+        parts += [samples.astype(np.float32), gap]
+        t += len(samples) + len(gap)
+    stream = np.concatenate(parts)
+    stream = np.clip(stream + noise(len(stream), -60, rng), -1, 1).astype(np.float32)
+    found = recognise(model, stream, rate, gate, min_confidence)
+    digits = [d for d in found if d.digit is not None]
+    as_digit = sum(any(d.start < b and d.end > a for d in digits) for a, b in spans)
+    hours = len(stream) / rate / 3600
+    return {"words": len(spans), "voices": sorted({v for v, _ in words}),
+            "reported_as_digit": round(as_digit / max(1, len(spans)), 4),
+            "false_alarms_per_hour": round(len(digits) / hours, 1), "minutes": round(hours * 60, 1)}
+
+
+@click.command()
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+              help="Model file [default: the packaged model].")
+@click.option("--fsdd", type=click.Path(file_okay=False, path_type=Path), help="FSDD root.")
+@click.option("--hd-en", "hd_en", type=click.Path(file_okay=False, path_type=Path),
+              help="HD-EN root [default: ../shared/datasets/hd-en beside the repository].")
+@click.option("--digits", type=click.IntRange(20, None), default=200, show_default=True,
+              help="Digits per corpus and condition.")
+@click.option("--noise-minutes", type=click.FloatRange(0.5, None), default=60.0, show_default=True,
+              help="Length of the noise and the hum streams (false alarms).")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option("--vad", type=click.Choice(["energy", "webrtc"]), default="energy", show_default=True,
+              help="Frame decision of the gate (webrtc writes stream-webrtc.md/.json).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=RESULTS,
+              show_default=True)
+def main(model_path: str | None, fsdd: Path | None, hd_en: Path | None, digits: int,
+         noise_minutes: float, min_confidence: float, vad: str, seed: int, out: Path) -> None:
+    """Score the listen path on seeded digit streams and long noise; write stream.md/.json."""
+    started = time.perf_counter()
+    model = Model.load(model_path)
+    gate = GateParams(vad=vad)
+    hd_root = hd_en or REPO.parent / "shared" / "datasets" / "hd-en"
+    corpora = {"HD-EN (10 unseen speakers, 16 kHz)": (corpus_clips(hd_root, lambda take: True), 16000),
+               "FSDD takes 0-4 (6 speakers seen in training, 8 kHz)":
+                   (corpus_clips(fsdd or default_fsdd(), lambda take: take < 5), 8000)}
+    results: dict[str, Any] = {"model": str(model.path), "gate": asdict(gate),
+                               "min_confidence": min_confidence, "seed": seed, "conditions": CONDITIONS,
+                               "streams": {}}
+    for c, (corpus, (clips, rate)) in enumerate(corpora.items()):
+        if not clips:
+            click.echo(f"skipping {corpus}: no clips found", err=True)
+            continue
+        results["streams"][corpus] = {}
+        for k, name in enumerate(CONDITIONS):
+            rng = np.random.default_rng([seed, c, k])
+            samples, truth = condition_stream(name, clips, digits, rate, rng)
+            score = Score()
+            found = recognise(model, samples, rate, gate, min_confidence)
+            score.add(truth, found)
+            results["streams"][corpus][name] = score.summary()
+            click.echo(f"{corpus} {name}: {results['streams'][corpus][name]}", err=True)
+    results["false_alarms"] = {
+        kind: false_alarms(model, kind, noise_minutes, 8000, gate, min_confidence, seed)
+        for kind in ("noise", "hum")}
+    words = synth_words(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                        / "audiomnist-edge" / "nondigit-v1")
+    if words:
+        results["false_alarms"]["non-digit speech"] = non_digit_speech(
+            model, words, 8000, gate, min_confidence, seed)
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    name = "stream" if vad == "energy" else f"stream-{vad}"
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{name}.md").write_text(report(results, digits, noise_minutes))
+    click.echo(report(results, digits, noise_minutes))
+
+
+def report(results: dict[str, Any], digits: int, noise_minutes: float) -> str:
+    """The markdown tables of a results dict."""
+    vad = results["gate"]["vad"]
+    lines = [f"# Stream benchmark ({vad} VAD)\n\n`python -m benchmarks.stream_bench --digits {digits} "
+             f"--noise-minutes {noise_minutes:g}" + ("" if vad == "energy" else f" --vad {vad}")
+             + f"` (seed {results['seed']}, model "
+             f"`{Path(results['model']).name}`, min confidence {results['min_confidence']}).\n",
+             "Conditions: " + "; ".join(f"**{k}**: {v}" for k, v in results["conditions"].items()) + ".\n",
+             "| speakers | condition | digits | found | subst. | deleted | inserted | sequence score "
+             "| latency p50 / p95 after speech |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for corpus, rows in results["streams"].items():
+        for name, s in rows.items():
+            lines.append(f"| {corpus} | {name} | {s['digits']} | {s['found']:.3f} | "
+                         f"{s['substitutions']:.3f} | {s['deletions']:.3f} | {s['insertions']:.3f} | "
+                         f"**{s['sequence_score']:.3f}** | {s['latency_p50_ms']:.0f} / "
+                         f"{s['latency_p95_ms']:.0f} ms |")
+    lines += ["", "| stream without digits | length | digits reported | per hour | unknowns |",
+              "|---|---:|---:|---:|---:|"]
+    for kind, s in results["false_alarms"].items():
+        if kind == "non-digit speech":
+            lines.append(f"| non-digit words ({len(s['voices'])} unseen voices: {', '.join(s['voices'])}), "
+                         f"{s['words']} words; {s['reported_as_digit'] * 100:.1f}% reported as a digit "
+                         f"| {s['minutes']:.1f} min | | {s['false_alarms_per_hour']:.0f} | |")
+        else:
+            lines.append(f"| {kind} | {s['minutes']:g} min | {s['digits']} | "
+                         f"{s['false_alarms_per_hour']:.1f} | {s['unknown']} |")
+    lines.append(f"\nRun time {results['seconds']:.0f} s.\n")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

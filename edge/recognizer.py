@@ -1,0 +1,161 @@
+"""From audio blocks to digit decisions: resample -> segment -> features -> model -> decision.
+
+``Recognizer`` is the one decision path: ``listen`` feeds it live blocks,
+``predict`` and ``recognize_file`` feed it a file's blocks, so both decide
+the same samples the same way. No I/O here besides ``recognize_file``'s reading.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from .features import clip_features
+from .model import Model
+from .resample import Resampler
+from .stream import GateParams, Segmenter, Utterance
+from .wav import open_audio
+
+BLOCK_SECONDS = 0.05  # block length when reading a file
+
+
+def label_value(label: str | None) -> int | str | None:
+    """A digit label as an int for JSON; any other label (or None) unchanged."""
+    return int(label) if label is not None and label.isdigit() else label
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The decision for one utterance; times in seconds from the start of the stream.
+
+    ``digit`` is None when the utterance is rejected (unknown): the best label
+    is not a digit, or its probability is below the recognizer's
+    ``min_confidence``. ``label`` is the best guess anyway; ``top`` the
+    best (label, probability) pairs. ``latency_ms`` runs from the arrival of
+    the block that ended the utterance (end of speech plus hang-over) to the decision.
+    """
+
+    start: float
+    end: float
+    digit: str | None
+    label: str
+    confidence: float
+    latency_ms: float
+    hangover_ms: float
+    truncated: bool
+    top: tuple[tuple[str, float], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON record ``listen --json`` prints."""
+        return {"start": round(self.start, 3), "end": round(self.end, 3),
+                "digit": label_value(self.digit), "label": label_value(self.label),
+                "confidence": round(self.confidence, 4), "latency_ms": round(self.latency_ms, 2),
+                "hangover_ms": round(self.hangover_ms, 1), "truncated": self.truncated}
+
+
+class Recognizer:
+    """Blocks at the source rate -> resample -> segment -> classify.
+
+    Args:
+        model: the loaded model; its params give the working sample rate.
+        source_rate: rate of the blocks fed in, Hz.
+        gate: voice-activity gate settings.
+        min_confidence: decisions below this probability are reported as unknown.
+        shifts: average the probabilities over this many starts of the utterance,
+            hop_length / shifts samples apart (1: exactly ``Model.classify``). The
+            utterance's position on the MFCC frame grid is arbitrary, and a model
+            can be sensitive to it; averaging removes that chance.
+        top_k: how many (label, probability) pairs each Detection keeps in ``top``.
+    """
+
+    def __init__(self, model: Model, source_rate: int, gate: GateParams | None = None,
+                 min_confidence: float = 0.5, shifts: int = 4, top_k: int = 3) -> None:
+        if not 0 <= min_confidence <= 1 or math.isnan(min_confidence):
+            raise ValueError("min_confidence must be within 0-1")
+        self.model = model
+        self.shifts = max(1, int(shifts))
+        self.top_k = max(1, int(top_k))
+        self.rate = model.params.sample_rate
+        self.source_rate = int(source_rate)
+        self.resampler = Resampler(self.source_rate, self.rate)
+        self.segmenter = Segmenter(self.rate, gate)
+        self.min_confidence = min_confidence
+        self.samples_in = 0
+
+    @property
+    def stream_time(self) -> float:
+        """Seconds of source audio consumed so far."""
+        return self.samples_in / self.source_rate
+
+    @property
+    def settled(self) -> float:
+        """Stream time before which no utterance can still start (for --sequence)."""
+        return self.segmenter.settled
+
+    def feed(self, block: np.ndarray, arrived: float | None = None) -> list[Detection]:
+        """Consume one block (float32 mono at source_rate); return decisions that became due.
+
+        Args:
+            block: samples, shape (n,).
+            arrived: time.perf_counter() when the block arrived (default: now).
+        """
+        arrived = time.perf_counter() if arrived is None else arrived
+        self.samples_in += len(block)
+        utterances = self.segmenter.process(self.resampler.process(block))
+        return [self._decide(u, arrived) for u in utterances]
+
+    def finish(self) -> list[Detection]:
+        """End of stream: decide the utterance still open, if any."""
+        arrived = time.perf_counter()
+        utterances = self.segmenter.process(self.resampler.flush()) + self.segmenter.flush()
+        return [self._decide(u, arrived) for u in utterances]
+
+    def probabilities(self, samples: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (n_labels,), of one utterance at the model's rate."""
+        params, hop = self.model.params, self.model.params.hop_length
+        return np.mean([self.model.probabilities(clip_features(samples[k * hop // self.shifts:], params))
+                        for k in range(self.shifts)], axis=0)
+
+    def _decide(self, utterance: Utterance, arrived: float) -> Detection:
+        prediction = self.model.decide(self.probabilities(utterance.samples), top_k=self.top_k)
+        known = prediction.label.isdigit() and prediction.probability >= self.min_confidence
+        return Detection(
+            start=utterance.start, end=utterance.end,
+            digit=prediction.label if known else None, label=prediction.label,
+            confidence=prediction.probability,
+            latency_ms=(time.perf_counter() - arrived) * 1e3,
+            hangover_ms=(utterance.closed_at - utterance.end) * 1e3,
+            truncated=utterance.truncated, top=tuple(prediction.top),
+        )
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What a file holds: its decisions in order, its rate (Hz) and length (s)."""
+
+    detections: list[Detection]
+    sample_rate: int
+    seconds: float
+
+
+def recognize_file(model: Model, source: str | os.PathLike | bytes | BinaryIO,
+                   **options: Any) -> FileResult:
+    """Every decision in an audio file or stream, read in 50 ms blocks (bounded memory).
+
+    Args:
+        model: the loaded model.
+        source: a path (file or FIFO; ``-`` is stdin), WAV bytes or a binary stream.
+        **options: passed to ``Recognizer`` (gate, min_confidence, shifts, top_k).
+    """
+    with open_audio(source) as audio:
+        recognizer = Recognizer(model, audio.sample_rate, **options)
+        detections = []
+        for block in audio.blocks(max(1, int(audio.sample_rate * BLOCK_SECONDS))):
+            detections += recognizer.feed(block)
+        detections += recognizer.finish()
+        return FileResult(detections, audio.sample_rate, recognizer.stream_time)

@@ -1,0 +1,59 @@
+"""README figures are the committed output of the command next to them.
+
+The benchmark table in the README and benchmarks/results/bench.md must be what
+benchmarks/report.py makes of the committed bench.json (written by
+``python -m benchmarks.run``), so no figure is edited by hand or left behind
+when the results are regenerated.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # benchmarks/ is a folder of the checkout, not of the package
+from benchmarks.report import markdown, table_rows  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def section(title: str) -> str:
+    """The README text under ``## title`` up to the next ``## `` heading."""
+    text = (REPO / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else len(text)]
+
+
+def test_readme_benchmark_table_is_the_committed_results() -> None:
+    results = json.loads((RESULTS / "bench.json").read_text())
+    expected = ["| " + " | ".join(row) + " |" for row in table_rows(results)]
+    got = [line for line in section("Benchmarks").splitlines()
+           if line.startswith("| ") and not line.startswith(("| comparison", "|---"))]
+    assert got == expected
+    assert "python -m benchmarks.run --model edge/models/default.tflite --run runs/default" in section("Benchmarks")
+
+
+def test_committed_bench_md_is_made_from_bench_json() -> None:
+    results = json.loads((RESULTS / "bench.json").read_text())
+    assert (RESULTS / "bench.md").read_text() == markdown(results)
+
+
+def test_committed_results_name_no_machine_paths() -> None:
+    context = json.loads((RESULTS / "bench.json").read_text())["context"]
+    assert not Path(context["model"]).is_absolute() and not Path(context["run"]).is_absolute()
+    absolute = re.compile(r"(?:^|[\s(`'\"])/[A-Za-z]")
+    assert not absolute.search(context["clips"])
+    assert not absolute.search((RESULTS / "bench.md").read_text())
+
+
+def test_readme_default_recipe_row_is_the_packaged_model() -> None:
+    """The Training table's default row quotes the figures `convert` stored in the packaged model."""
+    from audiomnist_edge.model import DEFAULT_MODEL, Model
+
+    verification = Model.load(DEFAULT_MODEL).metadata["verification"]
+    row = next(line for line in section("Training").splitlines() if "(default)**" in line)
+    assert f"**{verification['keras_accuracy']:.3f}** (int8 {verification['tflite_accuracy']:.3f})" in row

@@ -1,0 +1,222 @@
+"""What the default recipe depends on, on a tiny corpus: synthetic speakers, ``train --synth``,
+``evaluate --folds/--only``, every ``--arch``, ``--features seed``, and the feature cache.
+
+Runs are one epoch on 120 FSDD clips (3 speakers x 10 digits x takes 0-3), so they test
+wiring and bookkeeping, not accuracy (tests/test_train_model.py has the floors).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import require
+
+pytest.importorskip("tensorflow")
+
+from audiomnist_edge.config import FeatureParams  # noqa: E402
+from audiomnist_edge.features import clip_features  # noqa: E402
+from audiomnist_edge.train import cache, synth  # noqa: E402
+from audiomnist_edge.train.datasets import load  # noqa: E402
+from audiomnist_edge.train.fit import SEED_FEATURES, load_run_data  # noqa: E402
+from audiomnist_edge.wav import read_wav, read_wav_info  # noqa: E402
+
+EXE = Path(sys.executable).parent / "audiomnist-edge"
+SPEAKERS = ("george", "jackson", "lucas")
+TAKES = 4
+TINY = ("--epochs", "1", "--batch-size", "32", "--augment", "0")
+
+
+def cli(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, env=env,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(fsdd, tmp_path_factory) -> Path:
+    """120 FSDD clips in FSDD layout: 3 speakers, every digit, takes 0-3."""
+    root = tmp_path_factory.mktemp("tiny") / "fsdd"
+    (root / "recordings").mkdir(parents=True)
+    for speaker in SPEAKERS:
+        for digit in range(10):
+            for take in range(TAKES):
+                name = f"{digit}_{speaker}_{take}.wav"
+                shutil.copy(fsdd / "recordings" / name, root / "recordings" / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def synth_corpus(tmp_path_factory) -> Path:
+    """Two synthetic speakers x 10 digits from espeak-ng."""
+    require(shutil.which("espeak-ng"), "espeak-ng not installed (apt-get install espeak-ng)")
+    return synth.generate(tmp_path_factory.mktemp("synth") / "s2", n_speakers=2, progress=False)
+
+
+def test_voices_are_distinct_accent_variant_pairs() -> None:
+    pairs = synth.voices(len(synth.ACCENTS) * len(synth.VARIANTS))
+    assert len(pairs) == 8 * 46 == len(set(pairs))  # the README's "8 accents x 46 variants"
+    assert synth.voices(16) == synth.voices(16, seed=0) != synth.voices(16, seed=1)
+    assert [accent for accent, _ in synth.voices(16)] == list(synth.ACCENTS) * 2
+
+
+def test_synthetic_speakers(synth_corpus, tmp_path) -> None:
+    files = sorted((synth_corpus / "recordings").glob("*.wav"))
+    assert [f.name for f in files] == sorted(f"{d}_syn{s:03d}_0.wav" for s in range(2) for d in range(10))
+    voices = json.loads((synth_corpus / "voices.json").read_text())
+    assert voices == {f"syn{s:03d}": {"voice": f"{a}+{v}"} for s, (a, v) in enumerate(synth.voices(2))}
+    for f in files:
+        samples, info = read_wav_info(f)
+        assert info.sample_rate == 8000 and info.channels == 1
+        assert 0.2 < len(samples) / 8000 < 1.5 and np.abs(samples).max() > 0.1
+    # the same seed gives the same speech; a second run leaves finished clips alone
+    again = synth.generate(tmp_path / "again", n_speakers=2, progress=False)
+    assert all((again / "recordings" / f.name).read_bytes() == f.read_bytes() for f in files)
+    before = {f.name: f.stat().st_mtime_ns for f in files}
+    synth.generate(synth_corpus, n_speakers=2, progress=False)
+    assert {f.name: f.stat().st_mtime_ns for f in files} == before
+    ds = load(synth_corpus, synthetic=True)
+    assert len(ds.clips) == 20 and all(c.synthetic for c in ds.clips)
+
+
+@pytest.fixture(scope="module")
+def synth_run(tiny_corpus, synth_corpus, cache_dir, tmp_path_factory) -> Path:
+    """``train --synth`` on leave-george-out, the seed's dense net, one epoch."""
+    out = tmp_path_factory.mktemp("runs") / "ann-synth"
+    result = cli("train", "--data", tiny_corpus, "--arch", "ann", "--split", "speaker", "--fold", "0",
+                 *TINY, "--synth", synth_corpus, "--synth-copies", "0", "--cache-dir", cache_dir,
+                 "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_train_with_synthetic_speakers(synth_run, synth_corpus) -> None:
+    info = json.loads((synth_run / "run.json").read_text())
+    clips = info["data_summary"]["clips"]
+    assert clips["synthetic"] == 20
+    assert clips["training_examples"] == clips["train"] + 20  # the synthetic clips are in training
+    assert (clips["train"] + clips["val"], clips["test"]) == (2 * 10 * TAKES, 10 * TAKES)
+    assert info["data_summary"]["speakers"]["test"] == ["george"]
+    assert info["recipe"]["synth"] == [str(synth_corpus.resolve())] and info["recipe"]["arch"] == "ann"
+
+
+def test_evaluate_only_some_folds(synth_run, cache_dir) -> None:
+    result = cli("evaluate", synth_run, "--folds", "--only", "2,1", "--json", "--cache-dir", cache_dir)
+    assert result.returncode == 0, result.stderr
+    folds = json.loads(result.stdout)
+    rows = folds["folds"]
+    assert [(r["fold"], r["test_speakers"], r["n_test"]) for r in rows] == \
+        [(2, ["lucas"], 10 * TAKES), (1, ["jackson"], 10 * TAKES)]
+    accuracy = [r["accuracy"] for r in rows]
+    assert folds["mean"] == pytest.approx(np.mean(accuracy)) and folds["std"] == pytest.approx(np.std(accuracy))
+    assert folds["worst"] == min(accuracy) and folds["worst_fold"] == rows[int(np.argmin(accuracy))]["fold"]
+    assert folds["recipe"]["synth"] and folds["protocol"] == "leave-one-speaker-out"
+    assert json.loads((synth_run / "folds.json").read_text()) == folds
+    assert sorted(p.name for p in (synth_run / "folds").iterdir()) == ["fold-1.tflite", "fold-2.tflite"]
+
+
+@pytest.mark.parametrize("only, message", [("7", "fold 7 out of range: this corpus has 3 speaker folds"),
+                                           ("one", "--only")])
+def test_evaluate_bad_fold_is_one_line(synth_run, cache_dir, only, message) -> None:
+    result = cli("evaluate", synth_run, "--folds", "--only", only, "--cache-dir", cache_dir)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_seed_features_and_dscnn(tiny_corpus, cache_dir, tmp_path) -> None:
+    out = tmp_path / "dscnn-seed"
+    result = cli("train", "--data", tiny_corpus, "--arch", "dscnn", "--split", "speaker", "--fold", "0",
+                 "--features", "seed", *TINY, "--cache-dir", cache_dir, "--out", out)
+    assert result.returncode == 0, result.stderr
+    seed = FeatureParams(**SEED_FEATURES)
+    assert seed.trim_db is None and seed.cmvn is False
+    assert FeatureParams.from_json((out / "features.json").read_text()) == seed
+    info = json.loads((out / "run.json").read_text())
+    assert info["features_hash"] == seed.stable_hash() != FeatureParams().stable_hash()
+    assert info["recipe"]["arch"] == "dscnn"
+    # the run's test arrays are the seed features of george's clips: whole clip, no per-clip CMVN
+    _, _, x_test, _ = load_run_data(out, cache_dir=cache_dir)
+    george = [c.path for c in load(tiny_corpus).clips if c.speaker == "george"]
+    assert len(x_test) == len(george) == 10 * TAKES
+    for x, path in zip(x_test, george):
+        np.testing.assert_array_equal(x, clip_features(read_wav(path)[0], seed))
+    assert np.abs(x_test.mean(axis=1)).max() > 1  # CMVN would make every coefficient's mean ~0
+
+    import keras
+    layers = {type(layer).__name__ for layer in keras.models.load_model(out / "model.keras").layers}
+    assert "DepthwiseConv2D" in layers
+
+
+@pytest.mark.parametrize("arch, must_have, must_not", [
+    ("ann", {"Dense"}, {"Conv2D", "DepthwiseConv2D"}),
+    ("cnn", {"Conv2D"}, {"DepthwiseConv2D"}),
+    ("dscnn", {"Conv2D", "DepthwiseConv2D"}, set()),
+])
+def test_every_arch_builds_and_converts_to_full_integer(fsdd, arch, must_have, must_not) -> None:
+    import tiny_models
+    from audiomnist_edge.convert.quantize import convert_keras, representative_set
+    from audiomnist_edge.interpreter import create_interpreter
+    from audiomnist_edge.train.models import build
+
+    x_train = tiny_models.fsdd_arrays(str(fsdd))[0]
+    model = build(arch, FeatureParams().input_shape, x_train)
+    layers = {type(layer).__name__ for layer in model.layers}
+    assert must_have <= layers and not must_not & layers
+    assert model.output_shape == (None, 10) and model.get_layer("standardise")
+    interpreter, _ = create_interpreter(convert_keras(model, representative_set(x_train, 50), "int8"))
+    assert {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()} <= {"int8", "int32"}
+
+
+def test_unknown_arch_is_refused() -> None:
+    from audiomnist_edge.train.models import build
+
+    with pytest.raises(ValueError, match="unknown architecture 'rnn'"):
+        build("rnn", (101, 20), np.zeros((2, 101, 20), np.float32))
+
+
+def test_feature_cache_is_reused_and_invalidated(tiny_corpus, tmp_path, monkeypatch) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus / "recordings", corpus / "recordings",
+                    ignore=lambda d, names: [n for n in names if not n.endswith("_george_0.wav")])
+    clips = load(corpus).clips
+    params, where = FeatureParams(), tmp_path / "cache"
+    calls = []
+    real_run = cache._run
+    monkeypatch.setattr(cache, "_run", lambda jobs, *a: calls.append(len(jobs)) or real_run(jobs, *a))
+
+    x, ok, _ = cache.extract(clips, params, cache_dir=where, progress=False)
+    assert calls == [10] and ok.all()
+    again, _, _ = cache.extract(clips, params, cache_dir=where, progress=False)
+    assert calls == [10] and np.array_equal(again, x)  # served from the cache
+
+    changed = clips[3].path  # new content (and size) in one file
+    samples, rate = read_wav(changed)
+    from audiomnist_edge.wav import write_wav
+    write_wav(changed, samples[: len(samples) // 2], rate)
+    fresh, _, _ = cache.extract(clips, params, cache_dir=where, progress=False)
+    assert calls == [10, 10]
+    assert np.array_equal(fresh[3], clip_features(samples[: len(samples) // 2], params))
+    assert not np.array_equal(fresh[3], x[3]) and np.array_equal(np.delete(fresh, 3, 0), np.delete(x, 3, 0))
+
+    os.utime(changed, ns=(1, 1))  # same bytes, another modification time
+    cache.extract(clips, params, cache_dir=where, progress=False)
+    assert calls == [10, 10, 10]
+
+    other = FeatureParams(n_mfcc=13)
+    x13, _, _ = cache.extract(clips, other, cache_dir=where, progress=False)
+    assert calls == [10, 10, 10, 10] and x13.shape == (10, *other.input_shape)
+    cmvn_off = FeatureParams(cmvn=False)  # same shape, other values
+    x_off, _, _ = cache.extract(clips, cmvn_off, cache_dir=where, progress=False)
+    assert calls[-1] == 10 and len(calls) == 5
+    assert np.array_equal(x_off[0], clip_features(read_wav(clips[0].path)[0], cmvn_off))
