@@ -126,6 +126,21 @@ def test_evaluate_only_some_folds(synth_run, cache_dir) -> None:
     assert sorted(p.name for p in (synth_run / "folds").iterdir()) == ["fold-1.tflite", "fold-2.tflite"]
 
 
+def test_folds_with_conditions_score_each_fold_model(synth_run, cache_dir, tmp_path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(synth_run, run)
+    result = cli("evaluate", run, "--folds", "--only", "0", "--conditions", "--cache-dir", cache_dir)
+    assert result.returncode == 0, result.stderr
+    assert "capture conditions on each fold's held-out speakers" in result.stdout
+    folds = json.loads((run / "folds.json").read_text())
+    table = folds["folds"][0]["conditions"]
+    assert table["n"] == folds["folds"][0]["n_test"] and table["decision"] == "predict"
+    assert set(table["accuracy"]) >= {"clean", "padded", "babble-5dB", "reverb-0.6s", "telephone"}
+    assert folds["conditions"]["mean"] == table["accuracy"] == folds["conditions"]["worst"]
+    for name, accuracy in table["accuracy"].items():
+        assert f"{name:<12} {accuracy:7.2%}" in result.stdout
+
+
 @pytest.mark.parametrize("only, message", [("7", "fold 7 out of range: this corpus has 3 speaker folds"),
                                            ("one", "--only")])
 def test_evaluate_bad_fold_is_one_line(synth_run, cache_dir, only, message) -> None:

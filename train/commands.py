@@ -137,10 +137,13 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
                    "every capture condition (noise, rooms, hum, telephone, ...).")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="With --conditions: the .tflite to score (default RUN/model-int8.tflite).")
+@click.option("--decision", type=click.Choice(["predict", "clip"]), default="predict", show_default=True,
+              help="With --conditions: score what `predict` reports (segmentation, shift averaging, "
+                   "confidence gate) or Model.classify on the whole clip.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
 def evaluate(run_or_model, data, split_name, fold, all_folds, only, capture_conditions, model_path,
-             as_json, cache_dir):
+             decision, as_json, cache_dir):
     """Re-score a run (or a .keras model) on a split of a corpus.
 
     \b
@@ -152,22 +155,25 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, capture_cond
     RUN/folds.json after every fold, the fold models to RUN/folds/.
     \b
     With --conditions, score the int8 model through the device runtime on the
-    run's held-out clips under each capture condition (seeded, deterministic).
+    run's held-out clips under each capture condition (seeded, deterministic);
+    with --folds too, every fold's int8 model on its held-out speakers.
     \b
     Examples:
       audiomnist-edge evaluate runs/cnn-official-X --json
       audiomnist-edge evaluate runs/cnn-official-X --data ../shared/datasets/fsdd --folds
       audiomnist-edge evaluate runs/cnn-official-X --conditions
+      audiomnist-edge evaluate runs/cnn-official-X --folds --conditions
     """
     _check_run(run_or_model, needs_model=not (all_folds or capture_conditions))
     _setup()
     from .evaluate import evaluate as score
     from .evaluate import folds
 
-    if capture_conditions:
+    if capture_conditions and not all_folds:
         from .conditions import format_table, run_table
 
-        result = run_table(run_or_model, model_path, data or None, progress=not as_json)
+        result = run_table(run_or_model, model_path, data or None, progress=not as_json,
+                           decision=decision)
         click.echo(json.dumps(result, indent=1) if as_json else format_table(result))
         return
 
@@ -182,8 +188,8 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, capture_cond
         except ValueError:
             raise click.BadParameter(f"{only!r} is not a comma-separated list of fold numbers",
                                      param_hint="--only") from None
-        result = folds(run_dir, data or info["data"], only=only_folds,
-                       cache_dir=cache_dir, progress=not as_json, echo=_echo)
+        result = folds(run_dir, data or info["data"], only=only_folds, cache_dir=cache_dir,
+                       progress=not as_json, echo=_echo, conditions=capture_conditions)
         if as_json:
             click.echo(json.dumps(result, indent=1))
         else:
@@ -196,6 +202,10 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, capture_cond
             click.echo(f"mean {result['mean']:.4f} ({result['keras']['mean']:.4f})  "
                        f"std {result['std']:.4f}  worst {result['worst']:.4f} "
                        f"({result['keras']['worst']:.4f}, fold {result['worst_fold']})")
+            if "conditions" in result:
+                from .conditions import format_fold_table
+
+                click.echo(format_fold_table(result))
         return
     result = score(run_or_model, data, split_name, fold, cache_dir, progress=not as_json)
     if as_json:

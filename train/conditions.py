@@ -243,7 +243,7 @@ def held_out_clips(run_dir: str | Path, data=None) -> tuple[list[tuple[Path, int
 
 
 def run_table(run_dir: str | Path, model_path: str | Path | None = None, data=None, seed: int = 0,
-              progress: bool = True) -> dict:
+              progress: bool = True, decision: str = "predict") -> dict:
     """The condition table of a run's int8 model (RUN/model-int8.tflite or ``model_path``)."""
     from ..model import Model
 
@@ -256,7 +256,7 @@ def run_table(run_dir: str | Path, model_path: str | Path | None = None, data=No
         raise EdgeError(f"{path}: no int8 model; run `audiomnist-edge convert {run_dir}` first "
                         "(or pass --model)")
     clips, split = held_out_clips(run_dir, data)
-    result = condition_table(Model.load(path), clips, seed, progress=progress)
+    result = condition_table(Model.load(path), clips, seed, progress=progress, decision=decision)
     result["split"] = split
     return result
 
@@ -267,4 +267,25 @@ def format_table(result: dict) -> str:
     for name, acc in result["accuracy"].items():
         lines.append(f"  {name:<12} {acc:7.2%}  {result['descriptions'][name]}")
     lines.append(f"  {'mean':<12} {result['mean']:7.2%}")
+    return "\n".join(lines)
+
+
+def fold_conditions(rows: list[dict]) -> dict:
+    """Per condition, the mean and the worst accuracy over fold rows that carry ``conditions``."""
+    names = list(rows[0]["conditions"]["accuracy"])
+    table = {name: [r["conditions"]["accuracy"][name] for r in rows] for name in names}
+    return {"mean": {n: float(np.mean(v)) for n, v in table.items()},
+            "worst": {n: float(np.min(v)) for n, v in table.items()},
+            "mean_of_conditions": float(np.mean([np.mean(v) for v in table.values()])),
+            "decision": rows[0]["conditions"].get("decision", "predict")}
+
+
+def format_fold_table(result: dict) -> str:
+    """Plain text: each condition's mean and worst fold accuracy, and its description."""
+    c = result["conditions"]
+    lines = [f"capture conditions on each fold's held-out speakers ({c['decision']} decisions): "
+             "mean over folds, worst fold"]
+    for name, mean in c["mean"].items():
+        lines.append(f"  {name:<12} {mean:7.2%} {c['worst'][name]:7.2%}  {DESCRIPTIONS[name]}")
+    lines.append(f"  {'mean':<12} {c['mean_of_conditions']:7.2%}")
     return "\n".join(lines)

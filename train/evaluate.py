@@ -239,6 +239,10 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
                   "keras": fold_summary(rows, "keras_accuracy"),
                   "recipe": recipe.to_dict(), "features": params.to_dict(), "data": data_paths(data)}
         result["accuracy"] = result["mean"]
+        if conditions:
+            from .conditions import fold_conditions
+
+            result["conditions"] = fold_conditions(rows)
         if target is not None:
             (target / "folds").mkdir(parents=True, exist_ok=True)
             (target / "folds" / f"fold-{k}.tflite").write_bytes(content)
