@@ -133,12 +133,15 @@ def test_folds_with_conditions_score_each_fold_model(synth_run, cache_dir, tmp_p
     assert result.returncode == 0, result.stderr
     assert "capture conditions on each fold's held-out speakers" in result.stdout
     folds = json.loads((run / "folds.json").read_text())
-    table = folds["folds"][0]["conditions"]
-    assert table["n"] == folds["folds"][0]["n_test"] and table["decision"] == "predict"
-    assert set(table["accuracy"]) >= {"clean", "padded", "babble-5dB", "reverb-0.6s", "telephone"}
-    assert folds["conditions"]["mean"] == table["accuracy"] == folds["conditions"]["worst"]
-    for name, accuracy in table["accuracy"].items():
-        assert f"{name:<12} {accuracy:7.2%}" in result.stdout
+    assert set(folds["folds"][0]["conditions"]) == {"predict", "clip"}
+    for decision, table in folds["folds"][0]["conditions"].items():
+        assert table["n"] == folds["folds"][0]["n_test"] and table["decision"] == decision
+        assert set(table["accuracy"]) >= {"clean", "padded", "babble-5dB", "reverb-0.6s", "telephone"}
+        summary = folds["conditions"][decision]
+        assert summary["mean"] == table["accuracy"] == summary["worst"]
+    clip, predict = (folds["conditions"][d]["mean"] for d in ("clip", "predict"))
+    for name in clip:
+        assert f"{name:<12} {clip[name]:7.2%} ({clip[name]:6.2%})  {predict[name]:7.2%}" in result.stdout
 
 
 @pytest.mark.parametrize("only, message", [("7", "fold 7 out of range: this corpus has 3 speaker folds"),

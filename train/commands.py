@@ -137,9 +137,10 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
                    "every capture condition (noise, rooms, hum, telephone, ...).")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="With --conditions: the .tflite to score (default RUN/model-int8.tflite).")
-@click.option("--decision", type=click.Choice(["predict", "clip"]), default="predict", show_default=True,
-              help="With --conditions: score what `predict` reports (segmentation, shift averaging, "
-                   "confidence gate) or Model.classify on the whole clip.")
+@click.option("--decision", type=click.Choice(["clip", "predict"]), default="clip", show_default=True,
+              help="With --conditions on one run: Model.classify on the whole clip (what the model "
+                   "hears) or what `predict` reports (segmentation, shift averaging, confidence "
+                   "gate). --folds --conditions scores both.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
 def evaluate(run_or_model, data, split_name, fold, all_folds, only, capture_conditions, model_path,

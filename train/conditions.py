@@ -190,7 +190,7 @@ def score(classify: Callable[[np.ndarray, int], int | None], clips: Sequence[tup
             "descriptions": {name: DESCRIPTIONS[name] for name in names}}
 
 
-DECISIONS = ("predict", "clip")
+DECISIONS = ("clip", "predict")
 
 
 def decider(model, decision: str = "predict") -> Callable[[np.ndarray, int], int | None]:
@@ -198,9 +198,11 @@ def decider(model, decision: str = "predict") -> Callable[[np.ndarray, int], int
 
     ``predict``: what ``audiomnist-edge predict`` (and ``listen``) report for the
     audio: the runtime's segmentation, shift-averaged decision and confidence
-    gate; a digit only when exactly one utterance is found and accepted.
+    gate; right only when exactly one digit is reported (utterances rejected
+    as unknown do not count) and it is the spoken one.
     ``clip``: ``Model.classify`` on the whole clip (trim, centre, one decision),
-    as ``convert`` verifies a model.
+    as ``convert`` verifies a model: what the model hears, without the
+    segmentation's part.
     """
     from ..recognizer import Recognizer
 
@@ -216,14 +218,15 @@ def decider(model, decision: str = "predict") -> Callable[[np.ndarray, int], int
         block = max(1, rate // 20)
         found = [d for k in range(0, len(samples), block)
                  for d in recognizer.feed(samples[k:k + block])] + recognizer.finish()
-        return int(found[0].digit) if len(found) == 1 and found[0].digit is not None else None
+        digits = [d.digit for d in found if d.digit is not None]
+        return int(digits[0]) if len(digits) == 1 else None
 
     return predict if decision == "predict" else clip
 
 
 def condition_table(model, clips: Sequence[tuple[str | Path, int]], seed: int = 0,
                     conditions: Iterable[str] | None = None, progress: bool = True,
-                    decision: str = "predict") -> dict:
+                    decision: str = "clip") -> dict:
     """Accuracy of an edge ``Model`` under each condition (``decider`` path); see ``score``."""
     result = score(decider(model, decision), clips, seed, conditions, progress)
     result["model"] = str(model.path)
@@ -243,7 +246,7 @@ def held_out_clips(run_dir: str | Path, data=None) -> tuple[list[tuple[Path, int
 
 
 def run_table(run_dir: str | Path, model_path: str | Path | None = None, data=None, seed: int = 0,
-              progress: bool = True, decision: str = "predict") -> dict:
+              progress: bool = True, decision: str = "clip") -> dict:
     """The condition table of a run's int8 model (RUN/model-int8.tflite or ``model_path``)."""
     from ..model import Model
 
@@ -270,22 +273,22 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def fold_conditions(rows: list[dict]) -> dict:
-    """Per condition, the mean and the worst accuracy over fold rows that carry ``conditions``."""
-    names = list(rows[0]["conditions"]["accuracy"])
-    table = {name: [r["conditions"]["accuracy"][name] for r in rows] for name in names}
+def fold_conditions(rows: list[dict], decision: str) -> dict:
+    """Per condition, the mean and the worst accuracy over fold rows (their ``decision`` tables)."""
+    tables = [r["conditions"][decision]["accuracy"] for r in rows]
+    table = {name: [t[name] for t in tables] for name in tables[0]}
     return {"mean": {n: float(np.mean(v)) for n, v in table.items()},
             "worst": {n: float(np.min(v)) for n, v in table.items()},
-            "mean_of_conditions": float(np.mean([np.mean(v) for v in table.values()])),
-            "decision": rows[0]["conditions"].get("decision", "predict")}
+            "mean_of_conditions": float(np.mean([np.mean(v) for v in table.values()]))}
 
 
 def format_fold_table(result: dict) -> str:
-    """Plain text: each condition's mean and worst fold accuracy, and its description."""
+    """Plain text: each condition's mean and worst fold accuracy per decision path."""
     c = result["conditions"]
-    lines = [f"capture conditions on each fold's held-out speakers ({c['decision']} decisions): "
-             "mean over folds, worst fold"]
-    for name, mean in c["mean"].items():
-        lines.append(f"  {name:<12} {mean:7.2%} {c['worst'][name]:7.2%}  {DESCRIPTIONS[name]}")
-    lines.append(f"  {'mean':<12} {c['mean_of_conditions']:7.2%}")
+    lines = ["capture conditions on each fold's held-out speakers, int8: mean over folds (worst fold)",
+             f"  {'condition':<12} " + "  ".join(f"{d:>16}" for d in c) + "  description"]
+    for name in next(iter(c.values()))["mean"]:
+        cells = "  ".join(f"{c[d]['mean'][name]:7.2%} ({c[d]['worst'][name]:6.2%})" for d in c)
+        lines.append(f"  {name:<12} {cells}  {DESCRIPTIONS[name]}")
+    lines.append(f"  {'mean':<12} " + "  ".join(f"{c[d]['mean_of_conditions']:7.2%}" + " " * 9 for d in c))
     return "\n".join(lines)

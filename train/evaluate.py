@@ -194,7 +194,8 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
     model through the device runtime (the headline figures are int8); its
     int8 file is kept as ``OUT/folds/fold-K.tflite``. With ``conditions``, the
     int8 model is also scored on the fold's held-out clips under every capture
-    condition (``train.conditions``). ``folds.json`` is rewritten after every
+    condition (``train.conditions``), both as one decision on the whole clip and
+    as what ``predict`` reports. ``folds.json`` is rewritten after every
     fold, so a stopped run keeps the folds it finished.
 
     Returns {"split": "speaker", "folds": [...], "mean", "std", "worst", ...}.
@@ -224,11 +225,11 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
                "accuracy": m["accuracy"], "macro_f1": m["macro"]["f1"],
                "keras_accuracy": keras_m["accuracy"], "n_test": int(len(arrays.y_test))}
         if conditions:
-            from .conditions import condition_table
+            from .conditions import DECISIONS, condition_table
 
-            test = [ds.clips[i] for i in split.test]
-            row["conditions"] = condition_table(int8, [(c.path, c.digit) for c in test],
-                                                seed=recipe.seed, progress=progress)
+            test = [(ds.clips[i].path, ds.clips[i].digit) for i in split.test]
+            row["conditions"] = {d: condition_table(int8, test, seed=recipe.seed, progress=progress,
+                                                    decision=d) for d in DECISIONS}
         row["seconds"] = round(time.time() - t0, 1)
         rows.append(row)
         echo(f"fold {k} ({', '.join(split.test_speakers)}): int8 accuracy {m['accuracy']:.4f}, "
@@ -242,7 +243,7 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
         if conditions:
             from .conditions import fold_conditions
 
-            result["conditions"] = fold_conditions(rows)
+            result["conditions"] = {d: fold_conditions(rows, d) for d in rows[0]["conditions"]}
         if target is not None:
             (target / "folds").mkdir(parents=True, exist_ok=True)
             (target / "folds" / f"fold-{k}.tflite").write_bytes(content)
