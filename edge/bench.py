@@ -340,6 +340,6 @@ def bench(model_path: str | None, backend: str | None, input_path: str | None, r
         wav_path.write_bytes(wav)
         steps = len(STAGES) * (repeat + warmup) + cold_runs
         with click.progressbar(length=steps, label="benchmarking",
-                               file=click.get_text_stream("stderr")) as bar:
+                               file=click.get_text_stream("stderr")) as bar:  # type: ignore[operator]
             result = run_bench(model, wav, source, repeat, warmup, cold_runs, wav_path, bar.update)
     click.echo(dumps(result) if as_json else format_report(result))

@@ -20,7 +20,7 @@ _MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
 _LOGSTEP = np.log(6.4) / 27.0
 
 
-def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     """Slaney mel value of frequencies in Hz."""
     hz = np.asarray(hz, dtype=np.float64)
     linear = hz / _F_SP

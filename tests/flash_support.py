@@ -1,6 +1,7 @@
 """Support for the flash tests: tiny model artifacts, the CLI, mounts.
 
-Models are built by code (no TensorFlow, nothing committed): a float32 RESHAPE -> FULLY_CONNECTED -> SOFTMAX graph with the project's
+Models are built by code (no TensorFlow, nothing committed): a float32
+RESHAPE -> FULLY_CONNECTED -> SOFTMAX graph with the project's
 metadata, written with the TFLite schema that ai-edge-litert ships. ``seed``
 gives distinct models; ``padding`` adds an unused buffer to make big files;
 ``favour`` makes a model that answers that digit whatever it hears.

@@ -72,7 +72,8 @@ def test_random_corruption_is_a_model_error_or_detected(tmp_path, good) -> None:
     for _ in range(300):
         corrupt = bytearray(good)
         for _ in range(rng.choice([1, 2, 4])):
-            corrupt[rng.randrange(0, 400) if rng.random() < 0.5 else rng.randrange(len(corrupt))] ^= rng.randrange(1, 256)
+            where = rng.randrange(0, 400) if rng.random() < 0.5 else rng.randrange(len(corrupt))
+            corrupt[where] ^= rng.randrange(1, 256)
         refused(tmp_path, bytes(corrupt))
 
 

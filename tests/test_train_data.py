@@ -118,7 +118,8 @@ def test_audiomnist_protocol_36_12_12():
     tests = []
     for k in range(5):
         split = datasets.speaker_split(ds, k, seed=3)
-        sp = lambda idx: {clips[i].speaker for i in idx}
+        def sp(idx):
+            return {clips[i].speaker for i in idx}
         assert (len(sp(split.train)), len(sp(split.val)), len(sp(split.test))) == (36, 12, 12)
         assert sp(split.train).isdisjoint(sp(split.test)) and sp(split.val).isdisjoint(sp(split.test))
         assert sp(split.train).isdisjoint(sp(split.val))

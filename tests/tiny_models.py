@@ -31,7 +31,8 @@ def _pick(files: list[Path], per_digit: int) -> list[Path]:
     by_digit: dict[int, list[Path]] = {}
     for f in files:
         by_digit.setdefault(int(f.name.split("_")[0]), []).append(f)
-    return [f for digit in sorted(by_digit) for f in by_digit[digit][::max(1, len(by_digit[digit]) // per_digit)][:per_digit]]
+    return [f for digit in sorted(by_digit)
+            for f in by_digit[digit][::max(1, len(by_digit[digit]) // per_digit)][:per_digit]]
 
 
 @functools.lru_cache(maxsize=None)
