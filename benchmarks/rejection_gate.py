@@ -4,14 +4,22 @@ The gate is ``--min-confidence``: a decision whose (shift-averaged) probability
 is below it is reported as unknown; a model with a non-digit class composes
 with it (a non-digit best label is unknown whatever its probability).
 Thresholds are calibrated on espeak-ng voices saying non-digit words and on
-FSDD's training takes (5-49) of the digits, each threshold keeping a given
+digits of speakers the model was trained on, each threshold keeping a given
 share of those digits; each is then measured on voices used for neither:
 flite (kal, awb, rms, slt) and festival (ked) saying non-digit words, and
-HD-EN's 10 unseen speakers saying digits.
+digits of held-out speakers.
 
+* ``--folds RUN`` (a run of ``audiomnist-edge evaluate RUN --folds``): each
+  fold's int8 model is calibrated on its own training speakers' digits (every
+  corpus of the run) and measured on its own held-out speakers; thresholds are
+  per fold (the table gives their mean), shares pooled over folds. Writes
+  rejection-folds.md/.json.
+* ``--model`` (default: the packaged model): calibrated on FSDD's training
+  takes 5-49, measured on HD-EN's 10 speakers, which are held out only for a
+  model trained without HD-EN. Writes rejection.md/.json.
+
+    python -m benchmarks.rejection_gate --folds runs/RUN
     python -m benchmarks.rejection_gate
-
-Writes benchmarks/results/rejection.md and rejection.json.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -31,7 +40,8 @@ from audiomnist_edge.resample import resample
 from audiomnist_edge.wav import read_wav
 
 from .clips import REPO, default_fsdd
-from .stream_bench import NON_DIGIT_WORDS, RESULTS, corpus_clips, synth_words
+from .stream_bench import (NON_DIGIT_WORDS, RESULTS, clip_speakers, corpus_clips, load_folds, speaker_clips,
+                           synth_words)
 
 RATE = 8000
 ESPEAK_VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-us+f3", "en+m3", "en-gb-x-rp+f2")
@@ -76,59 +86,115 @@ def confidences(model: Model, paths: list[Path], seed: int) -> np.ndarray:
     return np.array([v for v in values if v is not None])
 
 
+def sample(paths: list[Path], count: int, rng: np.random.Generator) -> list[Path]:
+    """At most ``count`` of the paths, drawn at random (a fixed stride can land on one speaker), in order."""
+    return [paths[i] for i in sorted(rng.choice(len(paths), min(count, len(paths)), replace=False))]
+
+
+ESPEAK_SET = "espeak-ng non-digit words (calibration)"
+UNSEEN_WORDS_SET = "flite + festival non-digit words (unseen voices)"
+
+
+def gate_rows(per_model: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    """One row per share of calibration digits kept, and one for the default 0.5.
+
+    ``per_model`` holds each model's confidences per set, the calibration
+    digits second; each model gets its own threshold (the row's
+    ``min_confidence`` is their mean) and a set's share is pooled over models.
+    """
+    names = list(per_model[0])
+    rows = []
+    for keep in (*KEEP, None):
+        thresholds = [0.5 if keep is None else float(np.quantile(v[names[1]], 1 - keep)) for v in per_model]
+        row: dict[str, Any] = {"keep_training_digits": keep,
+                               "min_confidence": round(float(np.mean(thresholds)), 4)}
+        if len(per_model) > 1:
+            row["min_confidence_per_fold"] = [round(t, 4) for t in thresholds]
+        for name in names:
+            passed = sum(int(np.sum(v[name] >= t)) for v, t in zip(per_model, thresholds))
+            row[name] = round(passed / max(1, sum(len(v[name]) for v in per_model)), 4)
+        rows.append(row)
+    return rows
+
+
 @click.command()
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
               help="Model file [default: the packaged model].")
-@click.option("--per-set", type=click.IntRange(50, None), default=600, show_default=True,
-              help="At most this many clips per set (spread evenly).")
+@click.option("--folds", "folds_run", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A run of `audiomnist-edge evaluate RUN --folds`: each fold's int8 model, calibrated on its "
+                   "training speakers and measured on its held-out ones; writes rejection-folds.md/.json.")
+@click.option("--per-set", type=click.IntRange(1, None), default=600, show_default=True,
+              help="At most this many clips per set (spread evenly; with --folds: digits drawn at random, per fold).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=RESULTS,
               show_default=True)
-def main(model_path: str | None, per_set: int, seed: int, out: Path) -> None:
+def main(model_path: str | None, folds_run: Path | None, per_set: int, seed: int, out: Path) -> None:
     """Calibrate --min-confidence thresholds and measure them on unseen voices."""
+    if model_path and folds_run:
+        raise click.UsageError("give --model or --folds, not both")
     started = time.perf_counter()
-    model = Model.load(model_path)
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "audiomnist-edge"
 
     def spread(paths: list[Path]) -> list[Path]:
         return paths[::max(1, len(paths) // per_set)][:per_set]
 
-    sets = {
-        "espeak-ng non-digit words (calibration)": spread(espeak_words(cache / "nondigit-espeak-v1")),
-        "FSDD training takes 5-49, digits (calibration)":
-            spread([p for _, p in corpus_clips(default_fsdd(), lambda take: take >= 5)]),
-        "flite + festival non-digit words (unseen voices)":
-            spread([p for _, p in synth_words(cache / "nondigit-v1")]),
-        "HD-EN digits (unseen speakers)":
-            spread([p for _, p in corpus_clips(REPO.parent / "shared" / "datasets" / "hd-en",
-                                                lambda take: True)]),
-    }
-    values = {name: confidences(model, paths, seed) for name, paths in sets.items()}
-    names = list(values)
-    rows = []
-    for keep in KEEP:
-        threshold = float(np.quantile(values[names[1]], 1 - keep))
-        rows.append({"keep_training_digits": keep, "min_confidence": round(threshold, 4),
-                     **{name: round(float(np.mean(v >= threshold)), 4) for name, v in values.items()}})
-    rows.append({"keep_training_digits": None, "min_confidence": 0.5,
-                 **{name: round(float(np.mean(v >= 0.5)), 4) for name, v in values.items()}})
-    results = {"model": str(model.path), "seed": seed, "clips": {n: len(v) for n, v in values.items()},
-               "rows": rows, "seconds": round(time.perf_counter() - started, 1)}
+    calibration_words = spread(espeak_words(cache / "nondigit-espeak-v1"))
+    unseen_words = spread([p for _, p in synth_words(cache / "nondigit-v1")])
+    results: dict[str, Any] = {"seed": seed}
+    if folds_run is None:
+        model = Model.load(model_path)
+        sets = {
+            ESPEAK_SET: calibration_words,
+            "FSDD training takes 5-49, digits (calibration)":
+                spread([p for _, p in corpus_clips(default_fsdd(), lambda take: take >= 5)]),
+            UNSEEN_WORDS_SET: unseen_words,
+            "HD-EN digits (held out only if the model was trained without HD-EN)":
+                spread([p for _, p in corpus_clips(REPO.parent / "shared" / "datasets" / "hd-en",
+                                                    lambda take: True)]),
+        }
+        results["model"] = str(model.path)
+        per_model = [{name: confidences(model, paths, seed) for name, paths in sets.items()}]
+    else:
+        folds, ds = load_folds(folds_run)
+        results.update(model=str(folds_run), folds=[])
+        per_model = []
+        for fold in folds:
+            rng = np.random.default_rng([seed, fold.fold])
+            trained = sample([p for clips in speaker_clips(ds, fold.test_speakers, keep=False).values()
+                              for p in clips], per_set, rng)
+            held = sample([p for clips in speaker_clips(ds, fold.test_speakers).values() for p in clips],
+                          per_set, rng)
+            sets = {ESPEAK_SET: calibration_words,
+                    "digits of each fold's training speakers (calibration)": trained,
+                    UNSEEN_WORDS_SET: unseen_words,
+                    "digits of each fold's held-out speakers": held}
+            per_model.append({name: confidences(fold.model, paths, seed) for name, paths in sets.items()})
+            results["folds"].append({"fold": fold.fold, "test_speakers": fold.test_speakers,
+                                     "model": str(fold.path), "calibration_speakers": clip_speakers(trained),
+                                     "held_out_speakers": clip_speakers(held),
+                                     "clips": {n: len(v) for n, v in per_model[-1].items()}})
+    names = list(per_model[0])
+    results["clips"] = {n: sum(len(v[n]) for v in per_model) for n in names}
+    results["rows"] = gate_rows(per_model)
+    results["seconds"] = round(time.perf_counter() - started, 1)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "rejection.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["# Rejection gate\n", "`python -m benchmarks.rejection_gate` "
-             f"(model `{Path(results['model']).name}`, seed {seed}). Share of clips whose decision "
+    stem = "rejection-folds" if folds_run else "rejection"
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    command = "python -m benchmarks.rejection_gate" + (f" --folds {folds_run}" if folds_run else "")
+    source = (f"{len(per_model)} fold models of `{folds_run.name}`, each with its own threshold (the mean is "
+              "shown), shares pooled over folds" if folds_run else f"model `{Path(results['model']).name}`")
+    lines = ["# Rejection gate\n", f"`{command}` ({source}, seed {seed}). Share of clips whose decision "
              "passes the gate (is reported as a digit); clips counted: "
              + ", ".join(f"{n}: {c}" for n, c in results["clips"].items()) + ".\n",
              "| threshold chosen to keep | --min-confidence | " + " | ".join(names) + " |",
              "|---|---:|" + "---:|" * len(names)]
-    for row in rows:
+    for row in results["rows"]:
         keep = "(the default)" if row["keep_training_digits"] is None else \
             f"{row['keep_training_digits']:.0%} of training digits"
         lines.append(f"| {keep} | {row['min_confidence']:.3f} | "
                      + " | ".join(f"{row[n]:.3f}" for n in names) + " |")
     report = "\n".join(lines) + "\n"
-    (out / "rejection.md").write_text(report)
+    (out / f"{stem}.md").write_text(report)
     click.echo(report)
 
 

@@ -1,19 +1,28 @@
 """Stream benchmark: digits spoken at a natural pace, found and decided by the listen path.
 
-Seeded streams are built from held-out speakers' clips (HD-EN's 10 speakers,
-never used in training; and FSDD's official test takes 0-4, whose speakers
-were heard in training): numbers of 3-5 digits with 0.15-0.4 s between digits
-(a PIN) and 0.8-1.5 s between numbers, then put through each capture
-condition of ``train/conditions.py`` (its rooms, hum and telephone band from
-``train/capture.py``) and fed, in 50 ms blocks, to ``Recognizer`` (what ``listen`` and
-``predict`` run). False alarms per hour are measured on long noise and hum
-streams and on non-digit English words spoken by voices the model never
-heard (flite's kal, awb, rms, slt; festival's ked).
+Seeded streams of numbers of 3-5 digits with 0.15-0.4 s between digits (a
+PIN) and 0.8-1.5 s between numbers are put through each capture condition of
+``train/conditions.py`` (its rooms, hum and telephone band from
+``train/capture.py``) and fed, in 50 ms blocks, to ``Recognizer`` (what
+``listen`` and ``predict`` run). False alarms per hour are measured on long
+noise and hum streams and on non-digit English words spoken by synthetic
+voices no model is trained on (flite's kal, awb, rms, slt; festival's ked).
 
-    python -m benchmarks.stream_bench                       # all conditions, 1 h of noise and hum
+Which speakers are held out depends on the mode:
+
+* ``--folds RUN`` (a run of ``audiomnist-edge evaluate RUN --folds``): each
+  fold's int8 model (``RUN/folds/fold-K.tflite``) decides streams built only
+  from that fold's test speakers (every corpus of the run), so no stream holds a
+  speaker its model was trained on; scores are pooled over folds (and given per
+  fold), false alarms summed over the fold models. Writes stream-folds.md/.json.
+* ``--model`` (default: the packaged model): HD-EN's 10 speakers and FSDD's
+  official test takes 0-4. FSDD's speakers are always heard in training (takes
+  5-49); HD-EN's are unseen only for a model trained without HD-EN, which is
+  not the case for a model trained on all 16 speakers. Writes stream.md/.json.
+
+    python -m benchmarks.stream_bench --folds runs/RUN      # held-out speakers of every fold
+    python -m benchmarks.stream_bench                       # the packaged model, 1 h of noise and hum
     python -m benchmarks.stream_bench --noise-minutes 5 --digits 60   # a quick look
-
-Writes benchmarks/results/stream.md and stream.json.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from typing import Any
 import click
 import numpy as np
 from audiomnist_edge.config import FeatureParams
+from audiomnist_edge.errors import EdgeError
 from audiomnist_edge.features import speech_bounds
 from audiomnist_edge.model import Model
 from audiomnist_edge.recognizer import Detection, Recognizer
@@ -38,6 +48,7 @@ from audiomnist_edge.resample import resample
 from audiomnist_edge.stream import GateParams
 from audiomnist_edge.train import capture
 from audiomnist_edge.train.conditions import EVAL_RIR_SEED
+from audiomnist_edge.train.datasets import LABELS, Dataset, load_many
 from audiomnist_edge.wav import read_wav
 
 from .clips import REPO, default_fsdd
@@ -114,16 +125,23 @@ class Score:
         heard = [d.digit for d in found if d.digit is not None]
         self.edit_distance += edit_distance(said, heard)
 
+    def merge(self, other: Score) -> None:
+        """Add another set of streams' counts and latencies to these."""
+        for name in ("digits", "correct", "substitutions", "deletions", "insertions", "unknown",
+                     "edit_distance"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.latencies += other.latencies
+
     def summary(self) -> dict[str, Any]:
-        lat = np.array(self.latencies) if self.latencies else np.array([np.nan])
+        lat = np.array(self.latencies) * 1e3
         n = max(1, self.digits)
         return {"digits": self.digits, "found": round(self.correct / n, 4),
                 "substitutions": round(self.substitutions / n, 4),
                 "deletions": round(self.deletions / n, 4), "insertions": round(self.insertions / n, 4),
                 "unknown": round(self.unknown / n, 4),
                 "sequence_score": round(1 - self.edit_distance / n, 4),
-                "latency_p50_ms": round(float(np.nanpercentile(lat, 50)) * 1e3, 1),
-                "latency_p95_ms": round(float(np.nanpercentile(lat, 95)) * 1e3, 1)}
+                "latency_p50_ms": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
+                "latency_p95_ms": round(float(np.percentile(lat, 95)), 1) if len(lat) else None}
 
 
 def edit_distance(a: list[str], b: list[str]) -> int:
@@ -290,65 +308,188 @@ def non_digit_speech(model: Model, words: list[tuple[str, Path]], rate: int, gat
     found = recognise(model, stream, rate, gate, min_confidence)
     digits = [d for d in found if d.digit is not None]
     as_digit = sum(any(d.start < b and d.end > a for d in digits) for a, b in spans)
-    hours = len(stream) / rate / 3600
-    return {"words": len(spans), "voices": sorted({v for v, _ in words}),
-            "reported_as_digit": round(as_digit / max(1, len(spans)), 4),
-            "false_alarms_per_hour": round(len(digits) / hours, 1), "minutes": round(hours * 60, 1)}
+    return non_digit_summary(len(spans), as_digit, len(digits), len(stream) / rate,
+                             sorted({v for v, _ in words}))
+
+
+def non_digit_summary(words: int, as_digit: int, digits: int, seconds: float,
+                      voices: list[str]) -> dict[str, Any]:
+    """The non-digit speech row from its counts (words, words heard as a digit, digits reported)."""
+    return {"words": words, "voices": voices, "as_digit": as_digit, "digits": digits,
+            "reported_as_digit": round(as_digit / max(1, words), 4),
+            "false_alarms_per_hour": round(digits / (seconds / 3600), 1), "minutes": round(seconds / 60, 1),
+            "seconds": round(seconds, 3)}
+
+
+def pooled_alarms(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """False-alarm rows of one kind of stream (several models) summed into one."""
+    if "words" in rows[0]:
+        return non_digit_summary(sum(r["words"] for r in rows), sum(r["as_digit"] for r in rows),
+                                 sum(r["digits"] for r in rows), sum(r["seconds"] for r in rows),
+                                 rows[0]["voices"])
+    minutes, digits = sum(r["minutes"] for r in rows), sum(r["digits"] for r in rows)
+    return {"minutes": minutes, "digits": digits, "unknown": sum(r["unknown"] for r in rows),
+            "false_alarms_per_hour": round(digits / (minutes / 60), 2)}
+
+
+def alarm_streams(model: Model, noise_minutes: float, gate: GateParams, min_confidence: float,
+                  seed: int) -> dict[str, Any]:
+    """False alarms of one model on noise, hum and (when a synthesiser is installed) non-digit words."""
+    out = {kind: false_alarms(model, kind, noise_minutes, 8000, gate, min_confidence, seed)
+           for kind in ("noise", "hum")}
+    words = synth_words(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                        / "audiomnist-edge" / "nondigit-v1")
+    if words:
+        out["non-digit speech"] = non_digit_speech(model, words, 8000, gate, min_confidence, seed)
+    return out
+
+
+@dataclass
+class FoldModel:
+    """One speaker fold of an ``evaluate --folds`` run: its int8 model and the speakers it never heard."""
+
+    fold: int
+    test_speakers: list[str]
+    path: Path
+    model: Model
+
+
+def load_folds(run: Path) -> tuple[list[FoldModel], Dataset]:
+    """The models RUN/folds/fold-K.tflite of the folds in RUN/folds.json, and the run's corpora.
+
+    Folds whose model file is missing (a stopped run) are left out.
+    """
+    from audiomnist_edge.convert.quantize import runtime_model
+
+    try:
+        info = json.loads((run / "folds.json").read_text())
+        params = FeatureParams.from_json((run / "features.json").read_text())
+        rows = [(int(r["fold"]), [str(s) for s in r["test_speakers"]]) for r in info["folds"]]
+        ds = load_many(info["data"])
+    except (OSError, ValueError, KeyError, TypeError, EdgeError) as exc:
+        raise click.ClickException(f"{run}: not a fold run of audiomnist-edge evaluate --folds ({exc})") from None
+    folds = [FoldModel(k, speakers, path, runtime_model(path.read_bytes(), params, LABELS))
+             for k, speakers in rows if (path := run / "folds" / f"fold-{k}.tflite").is_file()]
+    if not folds:
+        raise click.ClickException(f"{run}: no fold model in {run / 'folds'} (run: audiomnist-edge evaluate "
+                                   f"{run} --folds)")
+    return folds, ds
+
+
+def speaker_clips(ds: Dataset, speakers: list[str], keep: bool = True) -> dict[str, list[Path]]:
+    """Per corpus, the clip files of ``speakers`` (with ``keep=False``: of every other speaker)."""
+    out: dict[str, list[Path]] = {}
+    for clip in ds.clips:
+        if (clip.speaker in speakers) == keep:
+            out.setdefault(clip.corpus, []).append(clip.path)
+    return out
+
+
+def clip_speakers(paths: list[Path]) -> list[str]:
+    """The speakers named by {digit}_{speaker}_{take}.wav clip files."""
+    return sorted({path.stem.split("_")[1] for path in paths})
+
+
+def condition_scores(model: Model, clips: list[tuple[str, Path]], count: int, rate: int, gate: GateParams,
+                     min_confidence: float, seed: list[int]) -> Iterator[tuple[str, Score]]:
+    """(condition, score) of one stream of ``count`` digits (at most all clips) per capture condition."""
+    for k, name in enumerate(CONDITIONS):
+        rng = np.random.default_rng([*seed, k])
+        samples, truth = condition_stream(name, clips, min(count, len(clips)), rate, rng)
+        score = Score()
+        score.add(truth, recognise(model, samples, rate, gate, min_confidence))
+        yield name, score
+
+
+def single_model(model: Model, fsdd: Path, hd_root: Path, digits: int, gate: GateParams,
+                 min_confidence: float, seed: int) -> dict[str, Any]:
+    """Stream scores of one model: HD-EN's speakers and FSDD's official test takes."""
+    corpora = {"HD-EN (10 speakers, 16 kHz; unseen only if the model was trained on FSDD alone)":
+                   (corpus_clips(hd_root, lambda take: True), 16000),
+               "FSDD takes 0-4 (6 speakers whose takes 5-49 are in training, 8 kHz)":
+                   (corpus_clips(fsdd, lambda take: take < 5), 8000)}
+    streams: dict[str, Any] = {}
+    for c, (corpus, (clips, rate)) in enumerate(corpora.items()):
+        if not clips:
+            click.echo(f"skipping {corpus}: no clips found", err=True)
+            continue
+        streams[corpus] = {}
+        for name, score in condition_scores(model, clips, digits, rate, gate, min_confidence, [seed, c]):
+            streams[corpus][name] = score.summary()
+            click.echo(f"{corpus} {name}: {streams[corpus][name]}", err=True)
+    return streams
+
+
+def fold_models(folds: list[FoldModel], ds: Dataset, digits: int, gate: GateParams, min_confidence: float,
+                seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Stream scores of each fold's model on its own held-out speakers: (pooled over folds, per fold)."""
+    corpora = sorted({clip.corpus for clip in ds.clips})
+    pooled: dict[str, dict[str, Score]] = {}
+    rows = []
+    for fold in folds:
+        row: dict[str, Any] = {"fold": fold.fold, "test_speakers": fold.test_speakers, "model": str(fold.path),
+                               "stream_speakers": {}, "streams": {}}
+        for corpus, paths in sorted(speaker_clips(ds, fold.test_speakers).items()):
+            clips = [(path.name[0], path) for path in paths]
+            rate = read_wav(paths[0])[1]
+            key = f"{corpus} ({rate / 1000:g} kHz), each fold's held-out speakers"
+            row["stream_speakers"][key] = clip_speakers(paths)
+            row["streams"][key] = {}
+            for name, score in condition_scores(fold.model, clips, digits, rate, gate, min_confidence,
+                                                [seed, fold.fold, corpora.index(corpus)]):
+                row["streams"][key][name] = score.summary()
+                pooled.setdefault(key, {}).setdefault(name, Score()).merge(score)
+                click.echo(f"fold {fold.fold} {key} {name}: {row['streams'][key][name]}", err=True)
+        rows.append(row)
+    return {key: {name: s.summary() for name, s in scores.items()} for key, scores in pooled.items()}, rows
 
 
 @click.command()
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
               help="Model file [default: the packaged model].")
+@click.option("--folds", "folds_run", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A run of `audiomnist-edge evaluate RUN --folds`: each fold's int8 model on streams of "
+                   "its own held-out speakers (all corpora of the run); writes stream-folds.md/.json.")
 @click.option("--fsdd", type=click.Path(file_okay=False, path_type=Path), help="FSDD root.")
 @click.option("--hd-en", "hd_en", type=click.Path(file_okay=False, path_type=Path),
               help="HD-EN root [default: ../shared/datasets/hd-en beside the repository].")
-@click.option("--digits", type=click.IntRange(20, None), default=200, show_default=True,
-              help="Digits per corpus and condition.")
-@click.option("--noise-minutes", type=click.FloatRange(0.5, None), default=60.0, show_default=True,
-              help="Length of the noise and the hum streams (false alarms).")
+@click.option("--digits", type=click.IntRange(1, None), default=200, show_default=True,
+              help="Digits per corpus and condition (with --folds: per fold, at most the fold's clips).")
+@click.option("--noise-minutes", type=click.FloatRange(0.01, None), default=60.0, show_default=True,
+              help="Length of the noise and the hum streams (false alarms; with --folds: per fold model).")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.5, show_default=True)
 @click.option("--vad", type=click.Choice(["energy", "webrtc"]), default="energy", show_default=True,
               help="Frame decision of the gate (webrtc writes stream-webrtc.md/.json).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=RESULTS,
               show_default=True)
-def main(model_path: str | None, fsdd: Path | None, hd_en: Path | None, digits: int,
+def main(model_path: str | None, folds_run: Path | None, fsdd: Path | None, hd_en: Path | None, digits: int,
          noise_minutes: float, min_confidence: float, vad: str, seed: int, out: Path) -> None:
     """Score the listen path on seeded digit streams and long noise; write stream.md/.json."""
+    if model_path and folds_run:
+        raise click.UsageError("give --model or --folds, not both")
     started = time.perf_counter()
-    model = Model.load(model_path)
     gate = GateParams(vad=vad)
-    hd_root = hd_en or REPO.parent / "shared" / "datasets" / "hd-en"
-    corpora = {"HD-EN (10 unseen speakers, 16 kHz)": (corpus_clips(hd_root, lambda take: True), 16000),
-               "FSDD takes 0-4 (6 speakers seen in training, 8 kHz)":
-                   (corpus_clips(fsdd or default_fsdd(), lambda take: take < 5), 8000)}
-    results: dict[str, Any] = {"model": str(model.path), "gate": asdict(gate),
-                               "min_confidence": min_confidence, "seed": seed, "conditions": CONDITIONS,
-                               "streams": {}}
-    for c, (corpus, (clips, rate)) in enumerate(corpora.items()):
-        if not clips:
-            click.echo(f"skipping {corpus}: no clips found", err=True)
-            continue
-        results["streams"][corpus] = {}
-        for k, name in enumerate(CONDITIONS):
-            rng = np.random.default_rng([seed, c, k])
-            samples, truth = condition_stream(name, clips, digits, rate, rng)
-            score = Score()
-            found = recognise(model, samples, rate, gate, min_confidence)
-            score.add(truth, found)
-            results["streams"][corpus][name] = score.summary()
-            click.echo(f"{corpus} {name}: {results['streams'][corpus][name]}", err=True)
-    results["false_alarms"] = {
-        kind: false_alarms(model, kind, noise_minutes, 8000, gate, min_confidence, seed)
-        for kind in ("noise", "hum")}
-    words = synth_words(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                        / "audiomnist-edge" / "nondigit-v1")
-    if words:
-        results["false_alarms"]["non-digit speech"] = non_digit_speech(
-            model, words, 8000, gate, min_confidence, seed)
+    results: dict[str, Any] = {"gate": asdict(gate), "min_confidence": min_confidence, "seed": seed,
+                               "conditions": CONDITIONS}
+    if folds_run is None:
+        model = Model.load(model_path)
+        results["model"] = str(model.path)
+        results["streams"] = single_model(model, fsdd or default_fsdd(),
+                                          hd_en or REPO.parent / "shared" / "datasets" / "hd-en",
+                                          digits, gate, min_confidence, seed)
+        results["false_alarms"] = alarm_streams(model, noise_minutes, gate, min_confidence, seed)
+    else:
+        folds, ds = load_folds(folds_run)
+        results["model"] = str(folds_run)
+        results["streams"], results["folds"] = fold_models(folds, ds, digits, gate, min_confidence, seed)
+        for fold, row in zip(folds, results["folds"]):
+            row["false_alarms"] = alarm_streams(fold.model, noise_minutes, gate, min_confidence, seed)
+        results["false_alarms"] = {kind: pooled_alarms([row["false_alarms"][kind] for row in results["folds"]])
+                                   for kind in results["folds"][0]["false_alarms"]}
     results["seconds"] = round(time.perf_counter() - started, 1)
     out.mkdir(parents=True, exist_ok=True)
-    name = "stream" if vad == "energy" else f"stream-{vad}"
+    name = "stream" + ("-folds" if folds_run else "") + ("" if vad == "energy" else f"-{vad}")
     (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / f"{name}.md").write_text(report(results, digits, noise_minutes))
     click.echo(report(results, digits, noise_minutes))
@@ -357,10 +498,14 @@ def main(model_path: str | None, fsdd: Path | None, hd_en: Path | None, digits: 
 def report(results: dict[str, Any], digits: int, noise_minutes: float) -> str:
     """The markdown tables of a results dict."""
     vad = results["gate"]["vad"]
-    lines = [f"# Stream benchmark ({vad} VAD)\n\n`python -m benchmarks.stream_bench --digits {digits} "
-             f"--noise-minutes {noise_minutes:g}" + ("" if vad == "energy" else f" --vad {vad}")
-             + f"` (seed {results['seed']}, model "
-             f"`{Path(results['model']).name}`, min confidence {results['min_confidence']}).\n",
+    folds = results.get("folds")
+    source = (f"--folds {results['model']}" if folds else "")
+    lines = [f"# Stream benchmark ({vad} VAD)\n\n`python -m benchmarks.stream_bench {source}{' ' if source else ''}"
+             f"--digits {digits} --noise-minutes {noise_minutes:g}" + ("" if vad == "energy" else f" --vad {vad}")
+             + f"` (seed {results['seed']}, min confidence {results['min_confidence']}, "
+             + (f"{len(folds)} fold models of `{Path(results['model']).name}`, each on its own held-out "
+                "speakers; scores pooled over folds, false alarms summed over the fold models"
+                if folds else f"model `{Path(results['model']).name}`") + ").\n",
              "Conditions: " + "; ".join(f"**{k}**: {v}" for k, v in results["conditions"].items()) + ".\n",
              "| speakers | condition | digits | found | subst. | deleted | inserted | sequence score "
              "| latency p50 / p95 after speech |",
@@ -369,8 +514,18 @@ def report(results: dict[str, Any], digits: int, noise_minutes: float) -> str:
         for name, s in rows.items():
             lines.append(f"| {corpus} | {name} | {s['digits']} | {s['found']:.3f} | "
                          f"{s['substitutions']:.3f} | {s['deletions']:.3f} | {s['insertions']:.3f} | "
-                         f"**{s['sequence_score']:.3f}** | {s['latency_p50_ms']:.0f} / "
-                         f"{s['latency_p95_ms']:.0f} ms |")
+                         f"**{s['sequence_score']:.3f}** | {milliseconds(s['latency_p50_ms'])} / "
+                         f"{milliseconds(s['latency_p95_ms'])} ms |")
+    if folds:
+        lines += ["", "Sequence score per fold:", "",
+                  "| fold | held-out speakers | corpus | " + " | ".join(results["conditions"]) + " |",
+                  "|---|---|---|" + "---:|" * len(results["conditions"])]
+        for row in folds:
+            for corpus, scores in row["streams"].items():
+                lines.append(f"| {row['fold']} | {', '.join(row['stream_speakers'][corpus])} | "
+                             f"{corpus.split(' ')[0]} | "
+                             + " | ".join(f"{scores[n]['sequence_score']:.3f}" for n in results["conditions"])
+                             + " |")
     lines += ["", "| stream without digits | length | digits reported | per hour | unknowns |",
               "|---|---:|---:|---:|---:|"]
     for kind, s in results["false_alarms"].items():
@@ -383,6 +538,11 @@ def report(results: dict[str, Any], digits: int, noise_minutes: float) -> str:
                          f"{s['false_alarms_per_hour']:.1f} | {s['unknown']} |")
     lines.append(f"\nRun time {results['seconds']:.0f} s.\n")
     return "\n".join(lines) + "\n"
+
+
+def milliseconds(value: float | None) -> str:
+    """A latency for the table: whole milliseconds, or - when no digit was found."""
+    return "-" if value is None else f"{value:.0f}"
 
 
 if __name__ == "__main__":
