@@ -1,0 +1,130 @@
+"""``stream_bench --folds`` and ``rejection_gate --folds`` on a tiny fold run.
+
+The run is ``evaluate --folds --only 0,2`` of a one-epoch dense net on 160 clips
+(4 FSDD + 4 HD-EN speakers x 10 digits x takes 0-1: 4 speaker groups of one
+speaker per corpus), so these tests check which speakers each fold model hears
+and the bookkeeping of the JSON, not accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, require
+
+pytest.importorskip("tensorflow")
+
+EXE = Path(sys.executable).parent / "audiomnist-edge"
+SPEAKERS = {"fsdd": ("george", "jackson", "lucas", "nicolas"), "hd-en": ("hd00", "hd01", "hd02", "hd03")}
+TAKES = 2
+FOLDS = (0, 2)
+SHARES = ("found", "substitutions", "deletions", "insertions", "unknown", "sequence_score")
+
+
+def run(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``args`` run from the repository with the venv's Python and quiet TensorFlow."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, cwd=REPO,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def fold_run(fsdd, hd_en, tmp_path_factory) -> Path:
+    """A run with folds.json and folds/fold-0.tflite, fold-2.tflite over a tiny FSDD + HD-EN corpus."""
+    base = tmp_path_factory.mktemp("foldrun")
+    corpora = []
+    for name, source in (("fsdd", fsdd), ("hd-en", hd_en)):
+        (base / name / "recordings").mkdir(parents=True)
+        for speaker in SPEAKERS[name]:
+            for digit in range(10):
+                for take in range(TAKES):
+                    clip = f"{digit}_{speaker}_{take}.wav"
+                    shutil.copy(source / "recordings" / clip, base / name / "recordings" / clip)
+        corpora += ["--data", base / name]
+    out, cache = base / "run", base / "cache"
+    trained = run(EXE, "train", *corpora, "--arch", "ann", "--split", "speaker", "--fold", "0", "--epochs", "1",
+                  "--batch-size", "32", "--augment", "0", "--cache-dir", cache, "--out", out)
+    assert trained.returncode == 0, trained.stderr
+    folds = run(EXE, "evaluate", out, "--folds", "--only", ",".join(map(str, FOLDS)), "--cache-dir", cache)
+    assert folds.returncode == 0, folds.stderr
+    return out
+
+
+def fold_speakers(fold_run: Path) -> tuple[dict[int, set[str]], set[str]]:
+    """Each fold's test speakers from folds.json, and every speaker of the run."""
+    info = json.loads((fold_run / "folds.json").read_text())
+    every = {name.split("_")[1] for corpus in info["data"] for name in os.listdir(Path(corpus) / "recordings")}
+    return {row["fold"]: set(row["test_speakers"]) for row in info["folds"]}, every
+
+
+def test_stream_bench_folds(fold_run, tmp_path) -> None:
+    result = run(sys.executable, "-m", "benchmarks.stream_bench", "--folds", fold_run, "--digits", "6",
+                 "--noise-minutes", "0.05", "--min-confidence", "0", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = json.loads((tmp_path / "stream-folds.json").read_text())
+    assert f"--folds {fold_run}" in (tmp_path / "stream-folds.md").read_text()
+    assert not (tmp_path / "stream.json").exists()
+    tests, every = fold_speakers(fold_run)
+    assert set(tests) == set(FOLDS) and len(every) == 8
+    assert [row["fold"] for row in out["folds"]] == list(FOLDS)
+    corpora = set(out["streams"])
+    assert len(corpora) == 2 and all(any(key.startswith(c) for key in corpora) for c in SPEAKERS)
+    for row in out["folds"]:
+        held_out = tests[row["fold"]]
+        assert set(row["test_speakers"]) == held_out and row["model"].endswith(f"fold-{row['fold']}.tflite")
+        assert set(row["streams"]) == set(row["stream_speakers"]) == corpora
+        heard = set().union(*row["stream_speakers"].values())
+        assert heard == held_out  # every held-out speaker of the fold, in some stream ...
+        assert not heard & (every - held_out)  # ... and no speaker its model was trained on
+        for key, speakers in row["stream_speakers"].items():
+            assert set(speakers) <= set(SPEAKERS[key.split(" ")[0]])  # each stream holds its corpus's speakers
+        for scores in row["streams"].values():
+            assert set(scores) == set(out["conditions"])
+            for s in scores.values():
+                assert s["digits"] == 6
+                assert s["found"] + s["substitutions"] + s["deletions"] == pytest.approx(1, abs=1e-3)
+    for key, scores in out["streams"].items():
+        for name, pooled in scores.items():
+            assert pooled["digits"] == 6 * len(FOLDS)
+            assert all(0 <= pooled[share] <= 1 for share in SHARES), (key, name, pooled)
+            per_fold = [row["streams"][key][name]["found"] for row in out["folds"]]
+            assert pooled["found"] == pytest.approx(sum(per_fold) / len(per_fold), abs=1e-3)
+    for kind in ("noise", "hum"):
+        alarms = out["false_alarms"][kind]
+        assert alarms["minutes"] == pytest.approx(0.05 * len(FOLDS)) and alarms["false_alarms_per_hour"] >= 0
+        assert alarms["digits"] == sum(row["false_alarms"][kind]["digits"] for row in out["folds"])
+
+
+def test_rejection_gate_folds(fold_run, tmp_path) -> None:
+    require(shutil.which("espeak-ng"), "espeak-ng not installed (apt-get install espeak-ng)")
+    result = run(sys.executable, "-m", "benchmarks.rejection_gate", "--folds", fold_run, "--per-set", "12",
+                 "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = json.loads((tmp_path / "rejection-folds.json").read_text())
+    tests, every = fold_speakers(fold_run)
+    assert [row["fold"] for row in out["folds"]] == list(FOLDS)
+    for row in out["folds"]:
+        held_out = tests[row["fold"]]
+        assert set(row["held_out_speakers"]) <= held_out and len(row["held_out_speakers"]) > 1
+        assert set(row["calibration_speakers"]) <= every - held_out and row["calibration_speakers"]
+    digit_sets = [name for name in out["clips"] if name.startswith("digits")]
+    assert len(digit_sets) == 2 and all(out["clips"][name] == 12 * len(FOLDS) for name in digit_sets)
+    assert [row["keep_training_digits"] for row in out["rows"]] == [0.99, 0.95, 0.90, 0.85, None]
+    for row in out["rows"]:
+        assert len(row["min_confidence_per_fold"]) == len(FOLDS)
+        assert all(0 <= row[name] <= 1 for name in out["clips"])
+    thresholds = [row["min_confidence"] for row in out["rows"][:-1]]
+    assert thresholds == sorted(thresholds)  # keeping fewer calibration digits takes a higher threshold
+
+
+@pytest.mark.parametrize("bench", ["stream_bench", "rejection_gate"])
+def test_folds_of_a_folder_that_is_no_fold_run(bench, tmp_path) -> None:
+    result = run(sys.executable, "-m", f"benchmarks.{bench}", "--folds", tmp_path, "--out", tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "not a fold run" in result.stderr
