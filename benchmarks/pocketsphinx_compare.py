@@ -126,11 +126,25 @@ def compare(recognisers: dict, clips: Sequence[tuple[Path, int]], seed: int = 0,
     }
 
 
+def pooled(sets: list[dict]) -> dict:
+    """Accuracy per recogniser and condition over every clip of every set (weighted by clips)."""
+    n = sum(s["result"]["n"] for s in sets)
+    first = sets[0]["result"]["accuracy"]
+    accuracy = {r: {c: sum(s["result"]["accuracy"][r][c] * s["result"]["n"] for s in sets) / n
+                    for c in first[r]} for r in first}
+    return {"n": n, "accuracy": accuracy,
+            "mean": {r: float(np.mean(list(a.values()))) for r, a in accuracy.items()}}
+
+
 def markdown(result: dict) -> str:
     lines = [f"# Capture conditions: our int8 model vs PocketSphinx ({result['pocketsphinx']} + digit grammar)",
              "", f"Generated {result['generated']} by `{result['command']}` on {result['machine']}.",
              f"Model: `{result['model']}`. Conditions from `train/conditions.py`, seed {result['seed']}.", ""]
-    for s in result["sets"]:
+    sets = list(result["sets"])
+    if "pooled" in result:
+        sets.insert(0, {"label": "all sets pooled", "result": result["pooled"],
+                        "description": "Every clip of the sets below, each scored by its own model."})
+    for s in sets:
         r = s["result"]
         lines += [f"## {s['label']}: {r['n']} clips", "", s["description"], "",
                   "| condition | ours (int8) | PocketSphinx | description |", "|---|---:|---:|---|"]
@@ -139,6 +153,9 @@ def markdown(result: dict) -> str:
             lines.append(f"| {c} | {'**' if o > p else ''}{o:.1%}{'**' if o > p else ''} | {p:.1%} "
                          f"| {DESCRIPTIONS[c]} |")
         lines.append(f"| mean | {r['mean']['ours']:.1%} | {r['mean']['pocketsphinx']:.1%} | |")
+        if "ms_per_clip" not in r:
+            lines.append("")
+            continue
         ms_o, ms_p = r["ms_per_clip"]["ours"]["p50"], r["ms_per_clip"]["pocketsphinx"]["p50"]
         lines += ["", (f"Per clip (samples -> digit, median over every clip and condition): ours "
                        f"{ms_o:.2f} ms, PocketSphinx {ms_p:.2f} ms ({ms_p / ms_o:.0f}x)."), ""]
@@ -150,6 +167,9 @@ def markdown(result: dict) -> str:
               help="int8 model (default: RUN/model-int8.tflite with --run, else the packaged model).")
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
               help="Score this run's held-out clips.")
+@click.option("--folds", "folds_run", type=click.Path(exists=True, file_okay=False),
+              help="A run scored with `evaluate RUN --folds`: every fold's int8 model on its own "
+                   "held-out speakers (speakers it never heard).")
 @click.option("--data", "all_of", type=click.Path(exists=True, file_okay=False), multiple=True,
               help="Score every clip of this corpus (e.g. speakers the model never heard); repeatable.")
 @click.option("--official", type=click.Path(exists=True, file_okay=False), multiple=True,
@@ -159,7 +179,7 @@ def markdown(result: dict) -> str:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--conditions", "only", default=None, help="Comma-separated condition names (default: all).")
 @click.option("--out", type=click.Path(file_okay=False), default=str(RESULTS), show_default=True)
-def main(model_path, run_dir, all_of, official, max_clips, seed, only, out) -> None:
+def main(model_path, run_dir, folds_run, all_of, official, max_clips, seed, only, out) -> None:
     """Our int8 model vs PocketSphinx (digit grammar) under every capture condition."""
     try:
         sets = []
@@ -176,23 +196,37 @@ def main(model_path, run_dir, all_of, official, max_clips, seed, only, out) -> N
             test = official_split(ds).test
             sets.append((f"{Path(folder).name} takes 0-4", [(ds.clips[i].path, ds.clips[i].digit) for i in test],
                          f"The official test takes (0-4) of `{folder}`."))
+        models: dict[str, Model] = {}
+        if folds_run:
+            from audiomnist_edge.train.evaluate import fold_held_out, fold_model
+
+            for k, speakers, clips in fold_held_out(folds_run):
+                label = f"fold {k} ({', '.join(speakers)})"
+                models[label] = fold_model(folds_run, k)
+                sets.append((label, clips, f"Fold {k}'s held-out speakers ({', '.join(speakers)}), "
+                             f"scored by that fold's int8 model (`{folds_run}/folds/fold-{k}.tflite`)."))
         if not sets:
-            raise EdgeError("nothing to score: give --run, --data or --official")
-        model = Model.load(model_path)
-        recognisers = {"ours": ours(model), "pocketsphinx": PocketSphinxDigits()}
+            raise EdgeError("nothing to score: give --run, --folds, --data or --official")
+        model = Model.load(model_path) if len(models) < len(sets) else next(iter(models.values()))
+        sphinx = PocketSphinxDigits()
+        recognisers = {"ours": ours(model), "pocketsphinx": sphinx}
         names = only.split(",") if only else None
         result = {"generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                   "command": "python -m benchmarks.pocketsphinx_compare " + " ".join(sys.argv[1:]),
                   "machine": f"{platform.machine()}, {platform.python_version()}",
-                  "model": str(model.path), "pocketsphinx": f"pocketsphinx {recognisers['pocketsphinx'].version}",
+                  "model": "each fold's own int8 model" if len(models) == len(sets) else str(model.path),
+                  "pocketsphinx": f"pocketsphinx {recognisers['pocketsphinx'].version}",
                   "seed": seed, "sets": []}
         for label, clips, description in sets:
             chosen = subsample(clips, max_clips, seed)
             if len(chosen) < len(clips):
                 description += f" Seeded subsample: {len(chosen)} of {len(clips)} clips."
             click.echo(f"{label}: {len(chosen)} clips", err=True)
+            scorers = {"ours": ours(models[label]), "pocketsphinx": sphinx} if label in models else recognisers
             result["sets"].append({"label": label, "description": description,
-                                   "result": compare(recognisers, chosen, seed, names)})
+                                   "result": compare(scorers, chosen, seed, names)})
+        if len(result["sets"]) > 1:
+            result["pooled"] = pooled(result["sets"])
     except EdgeError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -23,13 +23,31 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _API = {
-    "Model": "model", "Prediction": "model",
-    "Recognizer": "recognizer", "Detection": "recognizer", "recognize_file": "recognizer",
-    "read_wav": "wav", "open_audio": "wav", "AudioError": "wav",
-    "FeatureParams": "config", "GateParams": "stream", "EdgeError": "errors",
+    "Model": "model",
+    "Prediction": "model",
+    "Recognizer": "recognizer",
+    "Detection": "recognizer",
+    "recognize_file": "recognizer",
+    "read_wav": "wav",
+    "open_audio": "wav",
+    "AudioError": "wav",
+    "FeatureParams": "config",
+    "GateParams": "stream",
+    "EdgeError": "errors",
 }
-__all__ = ["AudioError", "Detection", "EdgeError", "FeatureParams", "GateParams", "Model",
-           "Prediction", "Recognizer", "open_audio", "read_wav", "recognize_file"]
+__all__ = [
+    "AudioError",
+    "Detection",
+    "EdgeError",
+    "FeatureParams",
+    "GateParams",
+    "Model",
+    "Prediction",
+    "Recognizer",
+    "open_audio",
+    "read_wav",
+    "recognize_file",
+]
 
 if TYPE_CHECKING:
     from .config import FeatureParams

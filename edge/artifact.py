@@ -95,7 +95,7 @@ def metadata_span(data: bytes, name: str = METADATA_NAME) -> tuple[int, int] | N
         buffers = fb.tables(model, 4)
         for entry in fb.tables(model, 6):
             start, length = fb.vector(entry, 0)
-            if data[start:start + length].decode("utf-8", "replace") != name:
+            if data[start : start + length].decode("utf-8", "replace") != name:
                 continue
             index = fb.scalar_u32(entry, 1)
             if index is None or index >= len(buffers):
@@ -123,7 +123,7 @@ def file_checksum(data: bytes, span: tuple[int, int]) -> str:
     match = _CHECKSUM_FIELD.search(data, start, start + length)
     if match is None:
         raise ModelError("metadata has no sha256 field")
-    zeroed = data[:match.start(1)] + CHECKSUM_PLACEHOLDER.encode() + data[match.end(1):]
+    zeroed = data[: match.start(1)] + CHECKSUM_PLACEHOLDER.encode() + data[match.end(1) :]
     return hashlib.sha256(zeroed).hexdigest()
 
 
@@ -136,7 +136,7 @@ def seal(data: bytes) -> bytes:
     start, length = span
     match = _CHECKSUM_FIELD.search(data, start, start + length)
     assert match is not None  # file_checksum found it
-    return data[:match.start(1)] + digest.encode() + data[match.end(1):]
+    return data[: match.start(1)] + digest.encode() + data[match.end(1) :]
 
 
 @dataclass(frozen=True)
@@ -173,8 +173,7 @@ def _check_quantization(block: Any) -> str | None:
         if not isinstance(q.get("dtype"), str):
             return f"quantization.{side}.dtype is not a string"
         shape = q.get("shape")
-        if not isinstance(shape, list) or not all(isinstance(n, int) and not isinstance(n, bool)
-                                                  for n in shape):
+        if not isinstance(shape, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in shape):
             return f"quantization.{side}.shape is not a list of integers"
         scale, zero_point = q.get("scale"), q.get("zero_point")
         if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale)):
@@ -195,7 +194,7 @@ def parse_artifact(content: bytes, path: Path) -> Artifact:
         raise ModelError(f"{path}: no {METADATA_NAME} metadata (not made by `audiomnist-edge convert`)")
     start, length = span
     try:
-        metadata = json.loads(content[start:start + length].decode("utf-8"))
+        metadata = json.loads(content[start : start + length].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ModelError(f"{path}: metadata is not valid JSON") from None
     if not isinstance(metadata, dict):
@@ -238,8 +237,9 @@ def read_model_bytes(path: Path, limit: int = MAX_MODEL_BYTES) -> bytes:
             if not stat.S_ISREG(info.st_mode):
                 raise ModelError(f"{path}: not a regular file")
             if info.st_size > limit:
-                raise ModelError(f"{path}: {info.st_size} bytes is too large for a model "
-                                 f"(at most {limit // (1024 * 1024)} MB)")
+                raise ModelError(
+                    f"{path}: {info.st_size} bytes is too large for a model (at most {limit // (1024 * 1024)} MB)"
+                )
             content = handle.read(limit + 1)
     except OSError as exc:
         raise ModelError(f"{path}: {exc.strerror or exc}") from None

@@ -19,8 +19,9 @@ def refuse_existing(path: Path, force: bool) -> None:
         raise EdgeError(f"{path} exists; add --force to replace it")
 
 
-def write_file(path: str | Path, data: bytes | Callable[[BinaryIO], None], force: bool = False,
-               mode: int = 0o644) -> None:
+def write_file(
+    path: str | Path, data: bytes | Callable[[BinaryIO], None], force: bool = False, mode: int = 0o644
+) -> None:
     """Write ``data`` (bytes, or a function writing to a binary file object) to ``path``.
 
     The content goes to a unique temporary file beside ``path`` (created

@@ -84,7 +84,7 @@ def synthetic_utterance(sample_rate: int, seconds: float = 1.0, seed: int = 0) -
     harmonics = [k for k in range(1, 20) if 130 * k < sample_rate / 2]
     vowel = sum(np.sin(2 * np.pi * 130 * k * t) / k for k in harmonics)
     envelope = np.zeros(n)
-    envelope[n // 4: n // 4 + n // 2] = np.hanning(n // 2)
+    envelope[n // 4 : n // 4 + n // 2] = np.hanning(n // 2)
     noise = np.random.default_rng(seed).standard_normal(n) * 1e-3
     return (0.3 * envelope * vowel / np.max(np.abs(vowel)) + noise).astype(np.float32)
 
@@ -109,8 +109,9 @@ def percentiles_ms(seconds: Sequence[float] | np.ndarray) -> dict[str, float]:
     return {"p50": round(float(p50), 4), "p95": round(float(p95), 4), "p99": round(float(p99), 4)}
 
 
-def time_calls(action: Callable[[], Any], repeat: int, warmup: int,
-               tick: Callable[[int], None] = lambda n: None) -> np.ndarray:
+def time_calls(
+    action: Callable[[], Any], repeat: int, warmup: int, tick: Callable[[int], None] = lambda n: None
+) -> np.ndarray:
     """Durations in seconds, shape (repeat,), of ``action()`` after ``warmup`` untimed calls."""
     for _ in range(warmup):
         action()
@@ -131,8 +132,9 @@ def resample_source_rate(clip_rate: int, model_rate: int) -> int:
     return MIC_RATE if model_rate != MIC_RATE else 48000
 
 
-def measure_stages(model: Model, wav: bytes, repeat: int, warmup: int,
-                   tick: Callable[[int], None] = lambda n: None) -> dict[str, dict[str, Any]]:
+def measure_stages(
+    model: Model, wav: bytes, repeat: int, warmup: int, tick: Callable[[int], None] = lambda n: None
+) -> dict[str, dict[str, Any]]:
     """p50/p95/p99 in ms of each stage in STAGES for one WAV file's bytes.
 
     ``decode`` reads the bytes; ``resample`` converts the clip to the model's
@@ -154,7 +156,8 @@ def measure_stages(model: Model, wav: bytes, repeat: int, warmup: int,
         "end_to_end": lambda: model.classify(samples, rate),
     }
     result: dict[str, dict[str, Any]] = {
-        name: percentiles_ms(time_calls(actions[name], repeat, warmup, tick)) for name in STAGES}
+        name: percentiles_ms(time_calls(actions[name], repeat, warmup, tick)) for name in STAGES
+    }
     result["resample"].update(from_hz=source, to_hz=target)
     return result
 
@@ -179,9 +182,13 @@ def run_fresh_process(argv: list[str], timeout: float = 600) -> tuple[float, flo
     return 1e3 * (report["done"] - started), report["peak_rss_bytes"] / 1e6, report
 
 
-def cold_start(wav_path: str | Path, model_path: str | Path | None = None,
-               backend: str | None = None, runs: int = 3,
-               tick: Callable[[int], None] = lambda n: None) -> dict[str, Any]:
+def cold_start(
+    wav_path: str | Path,
+    model_path: str | Path | None = None,
+    backend: str | None = None,
+    runs: int = 3,
+    tick: Callable[[int], None] = lambda n: None,
+) -> dict[str, Any]:
     """Process start -> first decision, in ms, for ``runs`` fresh Python processes.
 
     Each process imports the runtime, loads the model and classifies the WAV
@@ -196,12 +203,19 @@ def cold_start(wav_path: str | Path, model_path: str | Path | None = None,
         peaks.append(peak_mb)
         label = report["label"]
         tick(1)
-    return {"p50": round(float(np.median(times)), 1), "runs": [round(t, 1) for t in times],
-            "label": label, "peak_rss_mb": round(max(peaks), 1)}
+    return {
+        "p50": round(float(np.median(times)), 1),
+        "runs": [round(t, 1) for t in times],
+        "label": label,
+        "peak_rss_mb": round(max(peaks), 1),
+    }
 
 
-def compare_with_reference(stages: dict[str, dict[str, Any]], reference: dict[str, Any] | None,
-                           stages_compared: Sequence[str] = tuple(REFERENCE_KEYS)) -> dict[str, Any] | None:
+def compare_with_reference(
+    stages: dict[str, dict[str, Any]],
+    reference: dict[str, Any] | None,
+    stages_compared: Sequence[str] = tuple(REFERENCE_KEYS),
+) -> dict[str, Any] | None:
     """This device's p50 over the reference p50 per stage (above 1 = slower here), or None.
 
     The reference was timed on a clip at the model's rate; ``stages_compared``
@@ -216,8 +230,12 @@ def compare_with_reference(stages: dict[str, dict[str, Any]], reference: dict[st
             ratios[stage] = round(stages[stage]["p50"] / value, 2)
     if not ratios:
         return None
-    return {"cpu": reference.get("cpu", "unknown"), "backend": reference.get("backend", "unknown"),
-            "reference_ms": {s: reference[REFERENCE_KEYS[s]] for s in ratios}, "ratios": ratios}
+    return {
+        "cpu": reference.get("cpu", "unknown"),
+        "backend": reference.get("backend", "unknown"),
+        "reference_ms": {s: reference[REFERENCE_KEYS[s]] for s in ratios},
+        "ratios": ratios,
+    }
 
 
 def describe_ratio(ratio: float) -> str:
@@ -227,27 +245,39 @@ def describe_ratio(ratio: float) -> str:
     return f"{ratio:.1f}x slower" if ratio > 1 else f"{1 / ratio:.1f}x faster"
 
 
-def run_bench(model: Model, wav: bytes, source: str, repeat: int, warmup: int, cold_runs: int,
-              wav_path: str | Path, tick: Callable[[int], None] = lambda n: None) -> dict[str, Any]:
+def run_bench(
+    model: Model,
+    wav: bytes,
+    source: str,
+    repeat: int,
+    warmup: int,
+    cold_runs: int,
+    wav_path: str | Path,
+    tick: Callable[[int], None] = lambda n: None,
+) -> dict[str, Any]:
     """Every figure `bench` reports, as one JSON-ready dict (timings in ms)."""
     samples, rate = read_wav(wav)
     stages = measure_stages(model, wav, repeat, warmup, tick)
-    cold = (cold_start(wav_path, model.path, model.backend.name, cold_runs, tick)
-            if cold_runs else None)
+    cold = cold_start(wav_path, model.path, model.backend.name, cold_runs, tick) if cold_runs else None
     compared = [s for s in REFERENCE_KEYS if s != "end_to_end" or rate == model.params.sample_rate]
     reference = compare_with_reference(stages, model.metadata.get("reference_bench"), compared)
     return {
-        "model": {"path": str(model.path), "size_bytes": len(model.artifact.content),
-                  "sha256": model.artifact.sha256},
+        "model": {"path": str(model.path), "size_bytes": len(model.artifact.content), "sha256": model.artifact.sha256},
         "backend": {"name": model.backend.name, "version": model.backend.version},
-        "cpu": cpu_name(), "machine": platform.machine(), "python": platform.python_version(),
-        "numpy": np.__version__, "load_average": [round(x, 2) for x in os.getloadavg()],
+        "cpu": cpu_name(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "clip": {"source": source, "sample_rate": rate, "seconds": round(len(samples) / rate, 3)},
-        "repeat": repeat, "warmup": warmup,
+        "repeat": repeat,
+        "warmup": warmup,
         **stages,
         "cold_start": cold,
-        "peak_rss_mb": {"bench_process": round(peak_rss_bytes() / 1e6, 1),
-                        "cold_process": cold["peak_rss_mb"] if cold else None},
+        "peak_rss_mb": {
+            "bench_process": round(peak_rss_bytes() / 1e6, 1),
+            "cold_process": cold["peak_rss_mb"] if cold else None,
+        },
         "reference": reference,
         "reference_note": None if reference else NO_REFERENCE,
     }
@@ -270,13 +300,14 @@ def format_report(result: dict[str, Any]) -> str:
     for stage in STAGES:
         figures = result[stage]
         note = f"  ({figures['from_hz']} -> {figures['to_hz']} Hz)" if stage == "resample" else ""
-        lines.append(f"{stage:<12}{figures['p50']:>10.3f}{figures['p95']:>10.3f}"
-                     f"{figures['p99']:>10.3f}{note}")
+        lines.append(f"{stage:<12}{figures['p50']:>10.3f}{figures['p95']:>10.3f}{figures['p99']:>10.3f}{note}")
     lines.append("")
     cold = result["cold_start"]
     if cold:
-        lines.append(f"cold start  {cold['p50']:.0f} ms (median of {len(cold['runs'])}: "
-                     f"process start -> first decision, '{cold['label']}')")
+        lines.append(
+            f"cold start  {cold['p50']:.0f} ms (median of {len(cold['runs'])}: "
+            f"process start -> first decision, '{cold['label']}')"
+        )
     memory = result["peak_rss_mb"]
     cold_memory = f"{memory['cold_process']:.1f} MB one-decision process, " if cold else ""
     lines.append(f"peak RSS    {cold_memory}{memory['bench_process']:.1f} MB this benchmark")
@@ -287,31 +318,52 @@ def format_report(result: dict[str, Any]) -> str:
     else:
         lines.append(f"against the reference ({reference['cpu']}, {reference['backend']}):")
         for stage, ratio in reference["ratios"].items():
-            lines.append(f"  {stage:<12}{result[stage]['p50']:.3f} ms here vs "
-                         f"{reference['reference_ms'][stage]:.3f} ms: {describe_ratio(ratio)}")
+            lines.append(
+                f"  {stage:<12}{result[stage]['p50']:.3f} ms here vs "
+                f"{reference['reference_ms'][stage]:.3f} ms: {describe_ratio(ratio)}"
+            )
         if "end_to_end" not in reference["ratios"]:
             lines.append(f"  {'end_to_end':<12}not compared: this clip is resampled, the reference's is not")
     return "\n".join(lines)
 
 
 @click.command()
-@click.option("--model", "model_path", type=click.Path(dir_okay=False),
-              help="Model file (default: the packaged model).")
-@click.option("--backend", type=click.Choice(list(BACKENDS)),
-              help="Interpreter backend (default: the first that works).")
-@click.option("--input", "input_path", type=click.Path(dir_okay=False),
-              help="WAV clip to time (default: a synthetic 1 s utterance).")
-@click.option("--rate", type=click.IntRange(1000, 192000),
-              help="Sample rate of the synthetic clip in Hz (default: the model's).")
-@click.option("--repeat", type=click.IntRange(1), default=300, show_default=True,
-              help="Timed runs per stage.")
-@click.option("--warmup", type=click.IntRange(0), default=20, show_default=True,
-              help="Untimed runs per stage first.")
-@click.option("--cold", "cold_runs", type=click.IntRange(0), default=3, show_default=True,
-              help="Fresh processes timed for the cold start (0 skips it).")
+@click.option(
+    "--model", "model_path", type=click.Path(dir_okay=False), help="Model file (default: the packaged model)."
+)
+@click.option(
+    "--backend", type=click.Choice(list(BACKENDS)), help="Interpreter backend (default: the first that works)."
+)
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(dir_okay=False),
+    help="WAV clip to time (default: a synthetic 1 s utterance).",
+)
+@click.option(
+    "--rate", type=click.IntRange(1000, 192000), help="Sample rate of the synthetic clip in Hz (default: the model's)."
+)
+@click.option("--repeat", type=click.IntRange(1), default=300, show_default=True, help="Timed runs per stage.")
+@click.option("--warmup", type=click.IntRange(0), default=20, show_default=True, help="Untimed runs per stage first.")
+@click.option(
+    "--cold",
+    "cold_runs",
+    type=click.IntRange(0),
+    default=3,
+    show_default=True,
+    help="Fresh processes timed for the cold start (0 skips it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (timings in ms).")
-def bench(model_path: str | None, backend: str | None, input_path: str | None, rate: int | None,
-          repeat: int, warmup: int, cold_runs: int, as_json: bool) -> None:
+def bench(
+    model_path: str | None,
+    backend: str | None,
+    input_path: str | None,
+    rate: int | None,
+    repeat: int,
+    warmup: int,
+    cold_runs: int,
+    as_json: bool,
+) -> None:
     """Measure how fast this device runs the model, and compare with the reference.
 
     Times each stage of one clip (WAV decode, resampling, MFCC, interpreter
@@ -339,7 +391,6 @@ def bench(model_path: str | None, backend: str | None, input_path: str | None, r
         wav_path = Path(scratch) / "clip.wav"  # the cold-start processes read this copy
         wav_path.write_bytes(wav)
         steps = len(STAGES) * (repeat + warmup) + cold_runs
-        with click.progressbar(length=steps, label="benchmarking",
-                               file=click.get_text_stream("stderr")) as bar:  # type: ignore[operator]
+        with click.progressbar(length=steps, label="benchmarking", file=click.get_text_stream("stderr")) as bar:  # type: ignore[operator]
             result = run_bench(model, wav, source, repeat, warmup, cold_runs, wav_path, bar.update)
     click.echo(dumps(result) if as_json else format_report(result))

@@ -17,28 +17,37 @@ from .errors import EdgeError
 
 # name -> (module, attribute, one-line help shown in --help without importing)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "bench": ("audiomnist_edge.bench", "bench",
-              "Time each stage, cold start and memory on this device; compare with the reference."),
-    "features": ("audiomnist_edge.features_cmd", "features",
-                 "Print the MFCC feature matrix of WAV files."),
-    "convert": ("audiomnist_edge.convert.commands", "convert",
-                "Quantize a training run to a verified, self-describing .tflite model."),
-    "predict": ("audiomnist_edge.predict", "predict",
-                "Recognise the digit spoken in WAV files (or folders of them)."),
-    "info": ("audiomnist_edge.info", "info",
-             "Show a model's backend, metadata, features, size and checksum."),
-    "train": ("audiomnist_edge.train.commands", "train",
-              "Train a model on a corpus folder and write a run folder."),
-    "evaluate": ("audiomnist_edge.train.commands", "evaluate",
-                 "Re-score a trained model; --folds for speaker-independent folds."),
-    "eda": ("audiomnist_edge.train.commands", "eda",
-            "Exploratory plots of a corpus (waveforms, MFCCs, balance, durations)."),
-    "flash": ("audiomnist_edge.flash_cmd", "flash",
-              "Install a model on devices (local dirs or ssh://), atomically; --rollback."),
-    "listen": ("audiomnist_edge.listen", "listen",
-               "Recognise digits live from a microphone, a WAV file or stdin PCM."),
-    "service": ("audiomnist_edge.service", "service",
-                "Write (or print) a systemd unit that runs listen at boot."),
+    "bench": (
+        "audiomnist_edge.bench",
+        "bench",
+        "Time each stage, cold start and memory on this device; compare with the reference.",
+    ),
+    "features": ("audiomnist_edge.features_cmd", "features", "Print the MFCC feature matrix of WAV files."),
+    "convert": (
+        "audiomnist_edge.convert.commands",
+        "convert",
+        "Quantize a training run to a verified, self-describing .tflite model.",
+    ),
+    "predict": ("audiomnist_edge.predict", "predict", "Recognise the digit spoken in WAV files (or folders of them)."),
+    "info": ("audiomnist_edge.info", "info", "Show a model's backend, metadata, features, size and checksum."),
+    "train": ("audiomnist_edge.train.commands", "train", "Train a model on a corpus folder and write a run folder."),
+    "evaluate": (
+        "audiomnist_edge.train.commands",
+        "evaluate",
+        "Re-score a trained model; --folds for speaker-independent folds.",
+    ),
+    "eda": (
+        "audiomnist_edge.train.commands",
+        "eda",
+        "Exploratory plots of a corpus (waveforms, MFCCs, balance, durations).",
+    ),
+    "flash": (
+        "audiomnist_edge.flash_cmd",
+        "flash",
+        "Install a model on devices (local dirs or ssh://), atomically; --rollback.",
+    ),
+    "listen": ("audiomnist_edge.listen", "listen", "Recognise digits live from a microphone, a WAV file or stdin PCM."),
+    "service": ("audiomnist_edge.service", "service", "Write (or print) a systemd unit that runs listen at boot."),
 }
 
 

@@ -123,14 +123,16 @@ class FeatureParams:
             elif kinds[0] is int:
                 ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
             elif kinds[0] is float:
-                ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
-                      and math.isfinite(value))
+                ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
             else:
                 ok = isinstance(value, kinds[0])
             if not ok:
                 names = " or ".join("null" if k is None else k.__name__ for k in kinds)
-                problems.append(f"{field.name} must be a finite {names}, not {value!r}"
-                                if kinds[0] is float else f"{field.name} must be {names}, not {value!r}")
+                problems.append(
+                    f"{field.name} must be a finite {names}, not {value!r}"
+                    if kinds[0] is float
+                    else f"{field.name} must be {names}, not {value!r}"
+                )
         return problems
 
     @property
@@ -185,10 +187,19 @@ class FeatureParams:
     def librosa_melspectrogram_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``librosa.feature.melspectrogram(y=...)``."""
         return dict(
-            sr=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length,
-            win_length=self.win_length, window="hann", center=self.center,
-            pad_mode=self.pad_mode, power=self.power, n_mels=self.n_mels,
-            fmin=self.fmin, fmax=self.fmax, htk=False, norm="slaney",
+            sr=self.sample_rate,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window="hann",
+            center=self.center,
+            pad_mode=self.pad_mode,
+            power=self.power,
+            n_mels=self.n_mels,
+            fmin=self.fmin,
+            fmax=self.fmax,
+            htk=False,
+            norm="slaney",
         )
 
     def librosa_power_to_db_kwargs(self) -> dict[str, Any]:
@@ -202,15 +213,29 @@ class FeatureParams:
         ``top_db=80`` and no way to change it, so the exact path passes the dB
         mel spectrogram built with the two methods above as ``S``.
         """
-        return dict(n_mfcc=self.n_mfcc, dct_type=self.dct_type,
-                    norm=self.dct_norm, lifter=self.lifter)
+        return dict(n_mfcc=self.n_mfcc, dct_type=self.dct_type, norm=self.dct_norm, lifter=self.lifter)
 
 
 # The type each field must hold (None: the field may be null); checked before any range.
 _FIELD_TYPES: dict[str, tuple] = {
-    "sample_rate": (int,), "clip_seconds": (float,), "n_fft": (int,), "win_length": (int,),
-    "hop_length": (int,), "center": (bool,), "pad_mode": (str,), "power": (float,),
-    "n_mels": (int,), "fmin": (float,), "fmax": (float,), "db_ref": (float,), "db_amin": (float,),
-    "top_db": (float, None), "n_mfcc": (int,), "dct_type": (int,), "dct_norm": (str, None),
-    "lifter": (float,), "trim_db": (float, None), "cmvn": (bool,),
+    "sample_rate": (int,),
+    "clip_seconds": (float,),
+    "n_fft": (int,),
+    "win_length": (int,),
+    "hop_length": (int,),
+    "center": (bool,),
+    "pad_mode": (str,),
+    "power": (float,),
+    "n_mels": (int,),
+    "fmin": (float,),
+    "fmax": (float,),
+    "db_ref": (float,),
+    "db_amin": (float,),
+    "top_db": (float, None),
+    "n_mfcc": (int,),
+    "dct_type": (int,),
+    "dct_norm": (str, None),
+    "lifter": (float,),
+    "trim_db": (float, None),
+    "cmvn": (bool,),
 }

@@ -10,8 +10,7 @@ class MissingExtraError(EdgeError):
 
     def __init__(self, extra: str, module: str) -> None:
         super().__init__(
-            f"this command needs the [{extra}] extra ({module} is missing): "
-            f"pip install 'audiomnist-edge[{extra}]'"
+            f"this command needs the [{extra}] extra ({module} is missing): pip install 'audiomnist-edge[{extra}]'"
         )
 
 

@@ -48,8 +48,9 @@ def warp_frequencies(hz: np.ndarray, warp: float, fmax: float) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
-                   fmax: float, warp: float = 1.0) -> np.ndarray:
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float, warp: float = 1.0
+) -> np.ndarray:
     """Slaney-normalised triangular mel filters, shape (n_mels, n_fft // 2 + 1).
 
     ``warp`` moves the band edges by ``warp_frequencies`` (vocal-tract-length
@@ -76,7 +77,7 @@ def analysis_window(win_length: int, n_fft: int) -> np.ndarray:
     hann = 0.5 - 0.5 * np.cos(2 * np.pi * n / win_length)
     window = np.zeros(n_fft, dtype=np.float32)
     start = (n_fft - win_length) // 2
-    window[start:start + win_length] = hann
+    window[start : start + win_length] = hann
     window.flags.writeable = False
     return window
 
@@ -95,8 +96,7 @@ def dct_matrix(n_mels: int, n_mfcc: int, norm: str | None) -> np.ndarray:
     return basis
 
 
-def frame_signal(samples: np.ndarray, n_fft: int, hop_length: int,
-                 center: bool = True) -> np.ndarray:
+def frame_signal(samples: np.ndarray, n_fft: int, hop_length: int, center: bool = True) -> np.ndarray:
     """Split samples into overlapping frames, shape (n_frames, n_fft), read-only.
 
     With ``center`` the signal is zero-padded by n_fft // 2 on both sides, so
@@ -106,21 +106,19 @@ def frame_signal(samples: np.ndarray, n_fft: int, hop_length: int,
     x = np.asarray(samples, dtype=np.float32)
     pad = n_fft // 2 if center else 0
     padded = np.zeros(max(len(x) + 2 * pad, n_fft), dtype=np.float32)
-    padded[pad:pad + len(x)] = x
+    padded[pad : pad + len(x)] = x
     n_frames = 1 + (len(padded) - n_fft) // hop_length
     step = padded.strides[0]
-    return np.lib.stride_tricks.as_strided(padded, (n_frames, n_fft), (hop_length * step, step),
-                                           writeable=False)
+    return np.lib.stride_tricks.as_strided(padded, (n_frames, n_fft), (hop_length * step, step), writeable=False)
 
 
 def power_spectrum(frames: np.ndarray, window: np.ndarray, power: float = 2.0) -> np.ndarray:
     """|rFFT(frame * window)| ** power, shape (n_frames, n_fft // 2 + 1)."""
     spectrum = np.abs(np.fft.rfft(frames * window, axis=-1))
-    return spectrum ** power if power != 1.0 else spectrum
+    return spectrum**power if power != 1.0 else spectrum
 
 
-def power_to_db(power: np.ndarray, ref: float = 1.0, amin: float = 1e-10,
-                top_db: float | None = None) -> np.ndarray:
+def power_to_db(power: np.ndarray, ref: float = 1.0, amin: float = 1e-10, top_db: float | None = None) -> np.ndarray:
     """10 * log10(max(power, amin) / ref), optionally clamped top_db below the peak."""
     db = 10.0 * np.log10(np.maximum(amin, power))
     db -= 10.0 * np.log10(max(amin, ref))
@@ -140,10 +138,8 @@ def lifter(mfccs: np.ndarray, coefficient: float) -> np.ndarray:
 def log_mel(samples: np.ndarray, params: FeatureParams, warp: float = 1.0) -> np.ndarray:
     """dB mel spectrogram, shape (n_frames, n_mels)."""
     frames = frame_signal(samples, params.n_fft, params.hop_length, params.center)
-    spectrum = power_spectrum(frames, analysis_window(params.win_length, params.n_fft),
-                              params.power)
-    filters = mel_filterbank(params.sample_rate, params.n_fft, params.n_mels,
-                             params.fmin, params.fmax, warp)
+    spectrum = power_spectrum(frames, analysis_window(params.win_length, params.n_fft), params.power)
+    filters = mel_filterbank(params.sample_rate, params.n_fft, params.n_mels, params.fmin, params.fmax, warp)
     mel = spectrum.astype(np.float32, copy=False) @ filters.T
     return power_to_db(mel, params.db_ref, params.db_amin, params.top_db)
 
@@ -174,7 +170,7 @@ def speech_bounds(samples: np.ndarray, params: FeatureParams) -> tuple[int, int]
     if n < win:
         x = np.pad(x, (0, win - n))
     frames = np.lib.stride_tricks.sliding_window_view(x, win)[::hop]
-    energy = np.mean(frames ** 2, axis=1)
+    energy = np.mean(frames**2, axis=1)
     peak = energy.max()
     if peak <= 0:
         return 0, n
@@ -189,7 +185,7 @@ def centre_crop(samples: np.ndarray, length: int) -> np.ndarray:
     excess = len(samples) - length
     if excess <= 0:
         return samples
-    return samples[excess // 2: excess // 2 + length]
+    return samples[excess // 2 : excess // 2 + length]
 
 
 def cmvn(features: np.ndarray, eps: float = 1e-5) -> np.ndarray:
@@ -205,7 +201,7 @@ def place_centred(features: np.ndarray, n_frames: int) -> np.ndarray:
     k = min(len(features), n_frames)
     start = (n_frames - k) // 2
     skip = (len(features) - k) // 2
-    out[start:start + k] = features[skip:skip + k]
+    out[start : start + k] = features[skip : skip + k]
     return out
 
 

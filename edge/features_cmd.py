@@ -31,8 +31,11 @@ def wav_at_rate(path: str, sample_rate: int) -> tuple[np.ndarray, int]:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--raw", is_flag=True, help="Plain MFCCs of the whole file (no trim, centring or CMVN).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file, with the matrix.")
-@click.option("--save", type=click.Path(dir_okay=False, path_type=Path),
-              help="Save the matrix of a single file as .npy (written whole or not at all).")
+@click.option(
+    "--save",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the matrix of a single file as .npy (written whole or not at all).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing --save file.")
 def features(files: tuple[str, ...], raw: bool, as_json: bool, save: Path | None, force: bool) -> None:
     """Compute the MFCC matrix (frames x coefficients) of each WAV FILE.
@@ -60,23 +63,32 @@ def features(files: tuple[str, ...], raw: bool, as_json: bool, save: Path | None
             elapsed_ms = (time.perf_counter() - started) * 1e3
         except EdgeError as exc:
             failed += 1
-            click.echo(dumps({"file": path, "error": str(exc)}) if as_json else f"error: {exc}",
-                       err=not as_json)
+            click.echo(dumps({"file": path, "error": str(exc)}) if as_json else f"error: {exc}", err=not as_json)
             continue
         start, end = speech_bounds(samples, params)
         if save:
             write_file(save, lambda handle: np.save(handle, matrix), force)
         if as_json:
-            click.echo(dumps({
-                "file": path, "sample_rate": rate, "seconds": len(samples) / params.sample_rate,
-                "speech": [start / params.sample_rate, end / params.sample_rate],
-                "shape": list(matrix.shape), "features_hash": params.stable_hash(),
-                "ms": round(elapsed_ms, 3), "matrix": np.round(matrix, 5).tolist(),
-            }))
+            click.echo(
+                dumps(
+                    {
+                        "file": path,
+                        "sample_rate": rate,
+                        "seconds": len(samples) / params.sample_rate,
+                        "speech": [start / params.sample_rate, end / params.sample_rate],
+                        "shape": list(matrix.shape),
+                        "features_hash": params.stable_hash(),
+                        "ms": round(elapsed_ms, 3),
+                        "matrix": np.round(matrix, 5).tolist(),
+                    }
+                )
+            )
         else:
-            click.echo(f"{path}: {rate} Hz, {len(samples) / params.sample_rate:.2f} s, "
-                       f"speech {start / params.sample_rate:.2f}-{end / params.sample_rate:.2f} s, "
-                       f"MFCC {matrix.shape[0]}x{matrix.shape[1]} in {elapsed_ms:.2f} ms "
-                       f"(mean {matrix.mean():+.3f}, std {matrix.std():.3f})")
+            click.echo(
+                f"{path}: {rate} Hz, {len(samples) / params.sample_rate:.2f} s, "
+                f"speech {start / params.sample_rate:.2f}-{end / params.sample_rate:.2f} s, "
+                f"MFCC {matrix.shape[0]}x{matrix.shape[1]} in {elapsed_ms:.2f} ms "
+                f"(mean {matrix.mean():+.3f}, std {matrix.std():.3f})"
+            )
     if failed:
         raise SystemExit(1)

@@ -146,13 +146,13 @@ def _flash_locked(target: Target, artifact: Artifact, restart: Restart | None, r
     sha256 = artifact.sha256
     state = target.state()
     if state.active == sha256:
-        return Outcome(target.name, "unchanged", f"model {_short(sha256)} already active; nothing to do",
-                       sha256, state.previous)
+        return Outcome(
+            target.name, "unchanged", f"model {_short(sha256)} already active; nothing to do", sha256, state.previous
+        )
     report(target.name, f"uploading {len(artifact.content)} bytes")
     _swap_in(target, sha256, lambda temp: target.upload(artifact.content, temp), report)
     kept = f"previous {_short(state.active)} kept for rollback" if state.active else "first model"
-    outcome = Outcome(target.name, "installed", f"installed {_short(sha256)} ({kept})",
-                      sha256, state.active)
+    outcome = Outcome(target.name, "installed", f"installed {_short(sha256)} ({kept})", sha256, state.active)
     if restart is not None:
         _restart_or_roll_back(target, restart, outcome, report)
     return outcome
@@ -173,8 +173,9 @@ def _restart_or_roll_back(target: Target, restart: Restart, outcome: Outcome, re
     report(target.name, f"{problem}; rolling back")
     _roll_back(target, report)
     again = _restart(target, restart)
-    outcome.message = (f"{problem}; rolled back to {_short(outcome.previous)}"
-                       + ("" if again is None else f", but the service still fails: {again}"))
+    outcome.message = f"{problem}; rolled back to {_short(outcome.previous)}" + (
+        "" if again is None else f", but the service still fails: {again}"
+    )
     outcome.sha256, outcome.previous = outcome.previous, outcome.sha256
 
 
@@ -184,9 +185,13 @@ def rollback_target(target: Target, restart: Restart | None, report: Report) -> 
         report(target.name, "connecting")
         with target.locked():
             active, previous = _roll_back(target, report)
-            outcome = Outcome(target.name, "rolled-back",
-                              f"rolled back to {_short(active)} ({_short(previous)} kept as previous)",
-                              active, previous)
+            outcome = Outcome(
+                target.name,
+                "rolled-back",
+                f"rolled back to {_short(active)} ({_short(previous)} kept as previous)",
+                active,
+                previous,
+            )
             if restart is not None:
                 report(target.name, "restarting the service")
                 problem = _restart(target, restart)

@@ -43,33 +43,88 @@ def _status_printer() -> Report:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("args", nargs=-1, metavar="MODEL TARGET...")
-@click.option("-f", "--targets-file", type=click.File("r"), multiple=True,
-              help="Read more targets from FILE, one per line (# comments allowed; - for stdin).")
-@click.option("--rollback", is_flag=True,
-              help="Make each TARGET's previous model active again (no MODEL argument).")
-@click.option("--check", "check_only", is_flag=True,
-              help="Only check that MODEL loads and passes its metadata checks; send nothing.")
-@click.option("--restart", is_flag=True,
-              help="Restart the service after the swap and confirm it is running; roll back if not.")
-@click.option("--restart-command", default=Restart.command, show_default=True,
-              help="Shell command that restarts the service (run on the target, in its model folder).")
-@click.option("--check-command", default=Restart.check, show_default=True,
-              help="Shell command that exits 0 when the service is running again.")
-@click.option("--settle", type=click.FloatRange(0, 3600), default=Restart.settle_s, show_default=True,
-              callback=_finite, help="Seconds to wait between the restart and the check.")
-@click.option("--restart-timeout", type=click.FloatRange(1, 3600), default=Restart.timeout_s,
-              show_default=True, callback=_finite,
-              help="Seconds the restart or check command may take before it is killed (a failure).")
-@click.option("-j", "--parallel", type=click.IntRange(1), default=4, show_default=True,
-              help="How many targets to work on at once.")
-@click.option("-F", "--ssh-config", type=click.Path(exists=True, dir_okay=False),
-              help="ssh config file to use instead of ~/.ssh/config (ssh -F).")
-@click.option("--connect-timeout", type=click.IntRange(1), default=10, show_default=True,
-              help="Seconds before an unreachable SSH host is given up.")
+@click.option(
+    "-f",
+    "--targets-file",
+    type=click.File("r"),
+    multiple=True,
+    help="Read more targets from FILE, one per line (# comments allowed; - for stdin).",
+)
+@click.option("--rollback", is_flag=True, help="Make each TARGET's previous model active again (no MODEL argument).")
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Only check that MODEL loads and passes its metadata checks; send nothing.",
+)
+@click.option(
+    "--restart", is_flag=True, help="Restart the service after the swap and confirm it is running; roll back if not."
+)
+@click.option(
+    "--restart-command",
+    default=Restart.command,
+    show_default=True,
+    help="Shell command that restarts the service (run on the target, in its model folder).",
+)
+@click.option(
+    "--check-command",
+    default=Restart.check,
+    show_default=True,
+    help="Shell command that exits 0 when the service is running again.",
+)
+@click.option(
+    "--settle",
+    type=click.FloatRange(0, 3600),
+    default=Restart.settle_s,
+    show_default=True,
+    callback=_finite,
+    help="Seconds to wait between the restart and the check.",
+)
+@click.option(
+    "--restart-timeout",
+    type=click.FloatRange(1, 3600),
+    default=Restart.timeout_s,
+    show_default=True,
+    callback=_finite,
+    help="Seconds the restart or check command may take before it is killed (a failure).",
+)
+@click.option(
+    "-j",
+    "--parallel",
+    type=click.IntRange(1),
+    default=4,
+    show_default=True,
+    help="How many targets to work on at once.",
+)
+@click.option(
+    "-F",
+    "--ssh-config",
+    type=click.Path(exists=True, dir_okay=False),
+    help="ssh config file to use instead of ~/.ssh/config (ssh -F).",
+)
+@click.option(
+    "--connect-timeout",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="Seconds before an unreachable SSH host is given up.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-def flash(args: tuple[str, ...], targets_file: tuple, rollback: bool, check_only: bool, restart: bool,
-          restart_command: str, check_command: str, settle: float, restart_timeout: float, parallel: int,
-          ssh_config: str | None, connect_timeout: int, as_json: bool) -> None:
+def flash(
+    args: tuple[str, ...],
+    targets_file: tuple,
+    rollback: bool,
+    check_only: bool,
+    restart: bool,
+    restart_command: str,
+    check_command: str,
+    settle: float,
+    restart_timeout: float,
+    parallel: int,
+    ssh_config: str | None,
+    connect_timeout: int,
+    as_json: bool,
+) -> None:
     """Install MODEL on each TARGET so no device is ever left without a working model.
 
     A TARGET is a local directory (a mounted SD card, or the device's own model
@@ -118,8 +173,16 @@ def flash(args: tuple[str, ...], targets_file: tuple, rollback: bool, check_only
         shipped = artifact
         outcomes = run_all(targets, lambda t: flash_target(t, shipped, plan, report), parallel)
     if as_json:
-        click.echo(dumps({"model": model, "sha256": artifact.sha256 if artifact else None,
-                          "targets": [o.to_dict() for o in outcomes]}, indent=2))
+        click.echo(
+            dumps(
+                {
+                    "model": model,
+                    "sha256": artifact.sha256 if artifact else None,
+                    "targets": [o.to_dict() for o in outcomes],
+                },
+                indent=2,
+            )
+        )
     else:
         for outcome in outcomes:
             click.echo(f"{outcome.status:>11}  {outcome.target}: {outcome.message}")

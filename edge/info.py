@@ -57,31 +57,38 @@ def info_lines(info: dict[str, Any]) -> list[str]:
     for side in ("input", "output"):
         if side in quant:
             q = quant[side]
-            lines.append(f"{side:<10} {q['dtype']} {q['shape']} scale {q['scale']:.6g} "
-                         f"zero point {q['zero_point']}")
+            lines.append(f"{side:<10} {q['dtype']} {q['shape']} scale {q['scale']:.6g} zero point {q['zero_point']}")
     check = meta.get("verification")
     if _numbers(check, "keras_accuracy", "tflite_accuracy", "agreement"):
-        sizes = ", ".join(f"{k} {v / 1024:.1f} KB" for k, v in (check.get("sizes") or {}).items()
-                          if _is_number(v))
-        lines.append(f"verified   {check.get('split', '?')} test split, {check.get('n_test', '?')} clips: "
-                     f"Keras {100 * check['keras_accuracy']:.2f}%, TFLite {100 * check['tflite_accuracy']:.2f}%, "
-                     f"agreement {100 * check['agreement']:.2f}%; {sizes}")
+        sizes = ", ".join(f"{k} {v / 1024:.1f} KB" for k, v in (check.get("sizes") or {}).items() if _is_number(v))
+        lines.append(
+            f"verified   {check.get('split', '?')} test split, {check.get('n_test', '?')} clips: "
+            f"Keras {100 * check['keras_accuracy']:.2f}%, TFLite {100 * check['tflite_accuracy']:.2f}%, "
+            f"agreement {100 * check['agreement']:.2f}%; {sizes}"
+        )
     bench = meta.get("reference_bench")
     if _numbers(bench, "mfcc_ms", "invoke_ms", "end_to_end_ms"):
-        lines.append(f"reference  MFCC {bench['mfcc_ms']:.2f} ms, invoke {bench['invoke_ms']:.2f} ms, "
-                     f"end to end {bench['end_to_end_ms']:.2f} ms on {bench.get('cpu', '?')}")
+        lines.append(
+            f"reference  MFCC {bench['mfcc_ms']:.2f} ms, invoke {bench['invoke_ms']:.2f} ms, "
+            f"end to end {bench['end_to_end_ms']:.2f} ms on {bench.get('cpu', '?')}"
+        )
     training = meta.get("training")
     if isinstance(training, dict) and training:
-        lines.append(f"training   {training.get('run', '?')}: {training.get('layout', '?')} "
-                     f"{training.get('split', '?')} split, {training.get('n_train', '?')} training clips")
+        lines.append(
+            f"training   {training.get('run', '?')}: {training.get('layout', '?')} "
+            f"{training.get('split', '?')} split, {training.get('n_train', '?')} training clips"
+        )
     return lines
 
 
 @click.command()
-@click.option("--model", "model_path", type=click.Path(dir_okay=False),
-              help="Model file [default: the model packaged with audiomnist-edge].")
-@click.option("--backend", type=click.Choice(list(BACKENDS)),
-              help="Interpreter to use [default: the first installed].")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="Model file [default: the model packaged with audiomnist-edge].",
+)
+@click.option("--backend", type=click.Choice(list(BACKENDS)), help="Interpreter to use [default: the first installed].")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (the model file under `path`).")
 def info(model_path: str | None, backend: str | None, as_json: bool) -> None:
     """Describe a model file and the interpreter that runs it.

@@ -40,22 +40,25 @@ LITERT_PLATFORMS = {("Linux", "x86_64"), ("Linux", "aarch64"), ("Darwin", "arm64
 ARM32 = ("armv7l", "armv8l")  # 32-bit userland (armv8l: a 64-bit CPU running a 32-bit OS)
 
 
-def install_hint(system: str | None = None, machine: str | None = None,
-                 python: tuple[int, int] | None = None) -> str:
+def install_hint(system: str | None = None, machine: str | None = None, python: tuple[int, int] | None = None) -> str:
     """What to install for an interpreter on this platform (arguments default to this machine's)."""
     system = system or platform.system()
     machine = machine or platform.machine()
     python = python or (sys.version_info.major, sys.version_info.minor)
     if machine in ARM32:
         if python > (3, 11):
-            return (f"on 32-bit ARM the only interpreter is tflite-runtime 2.14, for Python 3.10-3.11 "
-                    f"(this is {python[0]}.{python[1]}): use Python 3.11 (Raspberry Pi OS bookworm) "
-                    "or 64-bit Raspberry Pi OS")
+            return (
+                f"on 32-bit ARM the only interpreter is tflite-runtime 2.14, for Python 3.10-3.11 "
+                f"(this is {python[0]}.{python[1]}): use Python 3.11 (Raspberry Pi OS bookworm) "
+                "or 64-bit Raspberry Pi OS"
+            )
         return "pip install tflite-runtime==2.14.0 'numpy<2'"
     if (system, machine) in LITERT_PLATFORMS:
         return "pip install ai-edge-litert"
-    return (f"ai-edge-litert has no wheels for {system} {machine}: pip install tensorflow if it has, "
-            "or use 64-bit Linux, Apple silicon or Windows x64")
+    return (
+        f"ai-edge-litert has no wheels for {system} {machine}: pip install tensorflow if it has, "
+        "or use 64-bit Linux, Apple silicon or Windows x64"
+    )
 
 
 class BackendError(EdgeError):
@@ -112,8 +115,7 @@ def quiet_native_stderr() -> Iterator[None]:
             os.write(2, line.encode())
 
 
-def create_interpreter(model_content: bytes, backend: str | None = None,
-                       num_threads: int = 1) -> tuple[Any, Backend]:
+def create_interpreter(model_content: bytes, backend: str | None = None, num_threads: int = 1) -> tuple[Any, Backend]:
     """An allocated interpreter for the model bytes, from the first backend that works.
 
     Args:
@@ -145,5 +147,4 @@ def create_interpreter(model_content: bytes, backend: str | None = None,
             continue
         top = importlib.import_module(module_name.split(".")[0])
         return interpreter, Backend(name, _version(distribution, top))
-    raise BackendError("no TFLite interpreter could run the model ("
-                       + "; ".join(reasons) + "); " + install_hint())
+    raise BackendError("no TFLite interpreter could run the model (" + "; ".join(reasons) + "); " + install_hint())

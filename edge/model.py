@@ -1,8 +1,8 @@
 """A loaded model: checked artifact + interpreter, from samples to a digit.
 
-    model = Model.load()                      # the packaged default model
-    prediction = model.classify(samples, 16000)
-    prediction.label, prediction.probability, prediction.top
+model = Model.load()                      # the packaged default model
+prediction = model.classify(samples, 16000)
+prediction.label, prediction.probability, prediction.top
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def probe_signal(sample_rate: int, seconds: float = 1.0) -> np.ndarray:
     t = np.arange(n) / sample_rate
     tone = sum(np.sin(2 * np.pi * 200 * k * t) / k for k in range(1, 8) if 200 * k < sample_rate / 2)
     envelope = np.zeros(n)
-    envelope[n // 4: n // 4 + n // 2] = np.hanning(n // 2)
+    envelope[n // 4 : n // 4 + n // 2] = np.hanning(n // 2)
     noise = np.random.default_rng(0).standard_normal(n) * 1e-3
     return (0.3 * envelope * tone / 2 + noise).astype(np.float32)
 
@@ -57,23 +57,26 @@ class Model:
         self._output = self._interpreter.get_output_details()[0]
         expected = int(np.prod(self.params.input_shape))
         if int(np.prod(self._input["shape"])) != expected:
-            raise ModelError(f"{artifact.path}: input shape {[int(n) for n in self._input['shape']]} does not "
-                             f"fit the feature configuration {list(self.params.input_shape)}")
+            raise ModelError(
+                f"{artifact.path}: input shape {[int(n) for n in self._input['shape']]} does not "
+                f"fit the feature configuration {list(self.params.input_shape)}"
+            )
         if int(np.prod(self._output["shape"])) != len(self.labels):
-            raise ModelError(f"{artifact.path}: {int(np.prod(self._output['shape']))} outputs "
-                             f"for {len(self.labels)} labels")
+            raise ModelError(
+                f"{artifact.path}: {int(np.prod(self._output['shape']))} outputs for {len(self.labels)} labels"
+            )
 
     @classmethod
-    def load(cls, path: str | Path | None = None, backend: str | None = None,
-             num_threads: int = 1) -> "Model":
+    def load(cls, path: str | Path | None = None, backend: str | None = None, num_threads: int = 1) -> "Model":
         """Load and check a model file (the packaged default model when path is None)."""
         target = Path(path) if path is not None else DEFAULT_MODEL
         if path is None and not target.exists():
             raise ModelError(f"no default model packaged at {target}; pass --model")
         artifact = read_artifact(target)
         model = cls(artifact, backend, num_threads)
-        log.debug("loaded %s (%d bytes) with %s %s", target, len(artifact.content),
-                  model.backend.name, model.backend.version)
+        log.debug(
+            "loaded %s (%d bytes) with %s %s", target, len(artifact.content), model.backend.name, model.backend.version
+        )
         return model
 
     @property
@@ -118,7 +121,7 @@ class Model:
         negated probabilities, so every machine ranks equal int8 outputs alike.
         """
         probabilities = np.asarray(probabilities, dtype=np.float32).reshape(-1)
-        order = np.argsort(-probabilities, kind="stable")[:max(1, top_k)]
+        order = np.argsort(-probabilities, kind="stable")[: max(1, top_k)]
         top = [(self.labels[i], float(probabilities[i])) for i in order]
         return Prediction(label=top[0][0], probability=top[0][1], top=top)
 
@@ -136,8 +139,7 @@ class Model:
         except ModelError:
             raise
         except Exception as exc:  # any failure here means the model cannot run on this runtime
-            raise ModelError(f"{self.path}: the model fails on a probe signal "
-                             f"({type(exc).__name__}: {exc})") from None
+            raise ModelError(f"{self.path}: the model fails on a probe signal ({type(exc).__name__}: {exc})") from None
 
     def classify(self, samples: np.ndarray, sample_rate: int, top_k: int = 3) -> Prediction:
         """Decide the digit spoken in one utterance.

@@ -48,10 +48,14 @@ def expand_paths(arguments: tuple[str, ...]) -> Iterator[tuple[str, InputError |
 
 def utterance_record(detection: Detection) -> dict[str, Any]:
     """JSON for one utterance: times (s), digit (null if unknown), label, probability, top-k."""
-    return {"start": round(detection.start, 3), "end": round(detection.end, 3),
-            "digit": label_value(detection.digit), "label": label_value(detection.label),
-            "probability": round(detection.confidence, 4),
-            "top": [[label_value(label), round(p, 4)] for label, p in detection.top]}
+    return {
+        "start": round(detection.start, 3),
+        "end": round(detection.end, 3),
+        "digit": label_value(detection.digit),
+        "label": label_value(detection.label),
+        "probability": round(detection.confidence, 4),
+        "top": [[label_value(label), round(p, 4)] for label, p in detection.top],
+    }
 
 
 def predict_file(model: Model, path: str, top_k: int, min_confidence: float = 0.5) -> dict[str, Any]:
@@ -86,32 +90,63 @@ def describe(record: dict[str, Any]) -> str:
     elif len(utterances) == 1:
         u = utterances[0]
         runners = ", ".join(f"{label} ({p:.2f})" for label, p in u["top"][1:])
-        what = (f"{u['digit']} ({u['probability']:.2f})" if u["digit"] is not None
-                else f"? unknown ({u['label']}? {u['probability']:.2f})")
+        what = (
+            f"{u['digit']} ({u['probability']:.2f})"
+            if u["digit"] is not None
+            else f"? unknown ({u['label']}? {u['probability']:.2f})"
+        )
         what += f"  runner-up {runners}" if runners else ""
     else:
-        what = (f"{' '.join(record['sequence'])}  ({len(utterances)} utterances, "
-                f"{utterances[0]['start']:.2f}-{utterances[-1]['end']:.2f} s)")
+        what = (
+            f"{' '.join(record['sequence'])}  ({len(utterances)} utterances, "
+            f"{utterances[0]['start']:.2f}-{utterances[-1]['end']:.2f} s)"
+        )
     return f"{record['file']}: {what}  {record['ms']:.1f} ms"
 
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
-@click.option("--model", "model_path", type=click.Path(dir_okay=False),
-              help="Model file [default: the model packaged with audiomnist-edge].")
-@click.option("--top-k", type=click.IntRange(1, None), default=3, show_default=True,
-              help="How many candidates to report (the digit and its runners-up).")
-@click.option("--backend", type=click.Choice(list(BACKENDS)),
-              help="Interpreter to use [default: the first installed of "
-                   f"{', '.join(BACKENDS)}].")
-@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              callback=lambda ctx, param, value: _finite(value),
-              help="Decisions less probable than this are reported as unknown (as in listen).")
-@click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per file on stdout (digit, sequence, utterances with start "
-                   "and end in seconds); the summary goes to stderr.")
-def predict(files: tuple[str, ...], model_path: str | None, top_k: int, backend: str | None,
-            min_confidence: float, as_json: bool) -> None:
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="Model file [default: the model packaged with audiomnist-edge].",
+)
+@click.option(
+    "--top-k",
+    type=click.IntRange(1, None),
+    default=3,
+    show_default=True,
+    help="How many candidates to report (the digit and its runners-up).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(list(BACKENDS)),
+    help=f"Interpreter to use [default: the first installed of {', '.join(BACKENDS)}].",
+)
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    callback=lambda ctx, param, value: _finite(value),
+    help="Decisions less probable than this are reported as unknown (as in listen).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per file on stdout (digit, sequence, utterances with start "
+    "and end in seconds); the summary goes to stderr.",
+)
+def predict(
+    files: tuple[str, ...],
+    model_path: str | None,
+    top_k: int,
+    backend: str | None,
+    min_confidence: float,
+    as_json: bool,
+) -> None:
     """Recognise the digits spoken in each audio FILE (a folder means its audio files).
 
     Each file is cut into utterances exactly as `listen --input FILE` would:
@@ -131,8 +166,11 @@ def predict(files: tuple[str, ...], model_path: str | None, top_k: int, backend:
     """
     model = Model.load(model_path, backend=backend)
     if not as_json:
-        click.echo(f"model {model.path.name} ({model.metadata.get('name', '?')}) on "
-                   f"{model.backend.name} {model.backend.version}", err=True)
+        click.echo(
+            f"model {model.path.name} ({model.metadata.get('name', '?')}) on "
+            f"{model.backend.name} {model.backend.version}",
+            err=True,
+        )
     started = time.perf_counter()
     total = failed = 0
     for path, problem in expand_paths(files):
@@ -150,8 +188,11 @@ def predict(files: tuple[str, ...], model_path: str | None, top_k: int, backend:
             continue
         click.echo(json.dumps(record) if as_json else describe(record))
     elapsed = time.perf_counter() - started
-    click.echo(f"{total} files, {failed} failed, {elapsed * 1e3:.0f} ms total"
-               + (f" ({elapsed * 1e3 / total:.1f} ms per file)" if total else ""), err=as_json)
+    click.echo(
+        f"{total} files, {failed} failed, {elapsed * 1e3:.0f} ms total"
+        + (f" ({elapsed * 1e3 / total:.1f} ms per file)" if total else ""),
+        err=as_json,
+    )
     if failed:
         raise SystemExit(1)
 

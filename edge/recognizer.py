@@ -52,10 +52,16 @@ class Detection:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON record ``listen --json`` prints."""
-        return {"start": round(self.start, 3), "end": round(self.end, 3),
-                "digit": label_value(self.digit), "label": label_value(self.label),
-                "confidence": round(self.confidence, 4), "latency_ms": round(self.latency_ms, 2),
-                "hangover_ms": round(self.hangover_ms, 1), "truncated": self.truncated}
+        return {
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "digit": label_value(self.digit),
+            "label": label_value(self.label),
+            "confidence": round(self.confidence, 4),
+            "latency_ms": round(self.latency_ms, 2),
+            "hangover_ms": round(self.hangover_ms, 1),
+            "truncated": self.truncated,
+        }
 
 
 class Recognizer:
@@ -73,8 +79,15 @@ class Recognizer:
         top_k: how many (label, probability) pairs each Detection keeps in ``top``.
     """
 
-    def __init__(self, model: Model, source_rate: int, gate: GateParams | None = None,
-                 min_confidence: float = 0.5, shifts: int = 4, top_k: int = 3) -> None:
+    def __init__(
+        self,
+        model: Model,
+        source_rate: int,
+        gate: GateParams | None = None,
+        min_confidence: float = 0.5,
+        shifts: int = 4,
+        top_k: int = 3,
+    ) -> None:
         if not 0 <= min_confidence <= 1 or math.isnan(min_confidence):
             raise ValueError("min_confidence must be within 0-1")
         self.model = model
@@ -118,19 +131,27 @@ class Recognizer:
     def probabilities(self, samples: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n_labels,), of one utterance at the model's rate."""
         params, hop = self.model.params, self.model.params.hop_length
-        return np.mean([self.model.probabilities(clip_features(samples[k * hop // self.shifts:], params))
-                        for k in range(self.shifts)], axis=0)
+        return np.mean(
+            [
+                self.model.probabilities(clip_features(samples[k * hop // self.shifts :], params))
+                for k in range(self.shifts)
+            ],
+            axis=0,
+        )
 
     def _decide(self, utterance: Utterance, arrived: float) -> Detection:
         prediction = self.model.decide(self.probabilities(utterance.samples), top_k=self.top_k)
         known = prediction.label.isdigit() and prediction.probability >= self.min_confidence
         return Detection(
-            start=utterance.start, end=utterance.end,
-            digit=prediction.label if known else None, label=prediction.label,
+            start=utterance.start,
+            end=utterance.end,
+            digit=prediction.label if known else None,
+            label=prediction.label,
             confidence=prediction.probability,
             latency_ms=(time.perf_counter() - arrived) * 1e3,
             hangover_ms=(utterance.closed_at - utterance.end) * 1e3,
-            truncated=utterance.truncated, top=tuple(prediction.top),
+            truncated=utterance.truncated,
+            top=tuple(prediction.top),
         )
 
 
@@ -143,8 +164,7 @@ class FileResult:
     seconds: float
 
 
-def recognize_file(model: Model, source: str | os.PathLike | bytes | BinaryIO,
-                   **options: Any) -> FileResult:
+def recognize_file(model: Model, source: str | os.PathLike | bytes | BinaryIO, **options: Any) -> FileResult:
     """Every decision in an audio file or stream, read in 50 ms blocks (bounded memory).
 
     Args:

@@ -26,8 +26,8 @@ SOXR_QUALITY = "HQ"  # 20-bit: flat passband, stop band below -120 dB
 
 # The NumPy engine's filter
 ZERO_CROSSINGS = 16  # filter half-length, in zero crossings of the narrower band
-KAISER_BETA = 8.6    # about 90 dB stop-band attenuation
-ROLLOFF = 0.94       # cutoff as a fraction of the lower Nyquist frequency
+KAISER_BETA = 8.6  # about 90 dB stop-band attenuation
+ROLLOFF = 0.94  # cutoff as a fraction of the lower Nyquist frequency
 
 
 @functools.lru_cache(maxsize=16)
@@ -57,7 +57,7 @@ class PolyphaseStream:
         # Input buffer starts with `half` zeros so the first outputs see silence before t=0.
         self._buffer = np.zeros(self.half, dtype=np.float64)
         self._offset = -self.half  # input index of self._buffer[0]
-        self._n_out = 0            # next output index
+        self._n_out = 0  # next output index
 
     def _emit(self, last_input: int) -> np.ndarray:
         """Outputs whose taps reach at most input index ``last_input``.
@@ -78,8 +78,9 @@ class PolyphaseStream:
             start = n * self.down // self.up - self.half + 1 - self._offset
             rows = len(range(i, count, self.up))
             windows = np.lib.stride_tricks.as_strided(
-                self._buffer[start:], (rows, 2 * self.half), (self.down * step, step), writeable=False)
-            out[i::self.up] = windows @ self.taps[n * self.down % self.up]
+                self._buffer[start:], (rows, 2 * self.half), (self.down * step, step), writeable=False
+            )
+            out[i :: self.up] = windows @ self.taps[n * self.down % self.up]
         self._n_out += count
         keep_from = (self._n_out * self.down // self.up) - self.half + 1 - self._offset
         if keep_from > 0:
@@ -118,13 +119,14 @@ class SoxrStream:
 
     def flush(self) -> np.ndarray:
         """All further outputs, as if the input continued with silence."""
-        return np.concatenate([self._stream.resample_chunk(self._tail),
-                               self._stream.resample_chunk(self._tail[:0], last=True)])
+        return np.concatenate(
+            [self._stream.resample_chunk(self._tail), self._stream.resample_chunk(self._tail[:0], last=True)]
+        )
 
 
 @functools.lru_cache(maxsize=1)
 def default_engine() -> str:
-    """"soxr" when the soxr package can be imported, else "numpy"."""
+    """ "soxr" when the soxr package can be imported, else "numpy"."""
     try:
         import soxr  # noqa: F401
     except ImportError:
@@ -160,7 +162,7 @@ class Resampler:
         if self.rate_in != self.rate_out:
             stream_class = SoxrStream if self.engine == "soxr" else PolyphaseStream
             self._stream = stream_class(self.rate_in, self.rate_out)
-        self._n_in = 0   # input samples received
+        self._n_in = 0  # input samples received
         self._n_out = 0  # output samples returned
 
     def process(self, block: np.ndarray) -> np.ndarray:
@@ -175,7 +177,7 @@ class Resampler:
         if self._stream is None:
             return np.zeros(0, dtype=np.float32)
         total = -(-self._n_in * self.rate_out // self.rate_in)
-        return self._count(self._stream.flush()[:max(0, total - self._n_out)])
+        return self._count(self._stream.flush()[: max(0, total - self._n_out)])
 
     def _count(self, out: np.ndarray) -> np.ndarray:
         self._n_out += len(out)

@@ -67,8 +67,9 @@ def check_user(user: str) -> str:
     if not user:
         raise ServiceError("--user is empty (the service would run as root); name an account")
     if not _USER_NAME.fullmatch(user) or user.isdigit() and int(user) > 0xFFFFFFFE:
-        raise ServiceError(f"--user {user!r} is not a valid user name "
-                           "(letters, digits, '_' and '-', not starting with a digit or '-')")
+        raise ServiceError(
+            f"--user {user!r} is not a valid user name (letters, digits, '_' and '-', not starting with a digit or '-')"
+        )
     return user
 
 
@@ -150,8 +151,9 @@ def prepare_model_dir(directory: Path, user: str) -> list[str]:
                 except KeyError:
                     done.append(f"no account {user!r} here: {directory} stays owned by root")
     except OSError as exc:
-        raise ServiceError(f"cannot create {directory}: {exc.strerror or exc} "
-                           "(run with sudo, or choose --model-dir)") from None
+        raise ServiceError(
+            f"cannot create {directory}: {exc.strerror or exc} (run with sudo, or choose --model-dir)"
+        ) from None
     if not (directory / ACTIVE).exists():
         artifact = check_model(DEFAULT_MODEL)
         target, temp = LocalTarget(directory), new_temp_name()
@@ -161,24 +163,35 @@ def prepare_model_dir(directory: Path, user: str) -> list[str]:
                 target.install(temp, artifact.sha256)
             finally:
                 target.discard(temp)
-        done.append(f"installed the packaged default model as {directory / ACTIVE} "
-                    "(flash replaces it)")
+        done.append(f"installed the packaged default model as {directory / ACTIVE} (flash replaces it)")
     return done
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the unit here and prepare --model-dir [default: print the unit on stdout].")
-@click.option("--user", default=default_user, show_default="you (SUDO_USER under sudo)",
-              help="Account the service runs as; it is added to the audio group by the unit.")
-@click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=MODEL_DIR,
-              show_default=True,
-              help="Folder the service loads model.tflite from: the TARGET you `flash`.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the unit here and prepare --model-dir [default: print the unit on stdout].",
+)
+@click.option(
+    "--user",
+    default=default_user,
+    show_default="you (SUDO_USER under sudo)",
+    help="Account the service runs as; it is added to the audio group by the unit.",
+)
+@click.option(
+    "--model-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=MODEL_DIR,
+    show_default=True,
+    help="Folder the service loads model.tflite from: the TARGET you `flash`.",
+)
 @click.option("--exec", "executable", help="Path of audiomnist-edge [default: this installation's].")
 @click.option("--force", is_flag=True, help="Replace an existing file at --out.")
 @click.argument("listen_args", nargs=-1, type=click.UNPROCESSED)
-def service(out: Path | None, user: str, model_dir: Path, executable: str | None, force: bool,
-            listen_args: tuple[str, ...]) -> None:
+def service(
+    out: Path | None, user: str, model_dir: Path, executable: str | None, force: bool, listen_args: tuple[str, ...]
+) -> None:
     """Write (or print) a systemd unit that runs `listen` at boot on the flashed model.
 
     The unit runs `listen --model MODEL_DIR/model.tflite`, the file `flash`
@@ -204,10 +217,11 @@ def service(out: Path | None, user: str, model_dir: Path, executable: str | None
     args = list(listen_args)
     for option in ("--input", "--model"):
         if option in args or any(a.startswith(option + "=") for a in args):
-            raise ServiceError("the service listens to a microphone; --input makes no sense here"
-                               if option == "--input" else
-                               "the service runs MODEL_DIR/model.tflite (what flash installs); "
-                               "use --model-dir instead of --model")
+            raise ServiceError(
+                "the service listens to a microphone; --input makes no sense here"
+                if option == "--input"
+                else "the service runs MODEL_DIR/model.tflite (what flash installs); use --model-dir instead of --model"
+            )
     model_dir = Path(os.path.abspath(check_printable("--model-dir", str(model_dir))))
     args += ["--model", str(model_dir / ACTIVE)]
     try:
@@ -225,5 +239,6 @@ def service(out: Path | None, user: str, model_dir: Path, executable: str | None
     for line in prepare_model_dir(model_dir, user):
         click.echo(line, err=True)
     write_atomically(out, text, force)
-    click.echo(f"wrote {out}; enable it with: sudo systemctl daemon-reload && "
-               f"sudo systemctl enable --now {out.stem}", err=True)
+    click.echo(
+        f"wrote {out}; enable it with: sudo systemctl daemon-reload && sudo systemctl enable --now {out.stem}", err=True
+    )

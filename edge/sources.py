@@ -21,9 +21,9 @@ from .wav import open_audio
 log = logging.getLogger(__name__)
 
 PCM_FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le": ("<f4", 1.0)}
-QUEUE_BLOCKS = 64      # microphone blocks buffered between the audio thread and the worker
-STALL_SECONDS = 2.0    # no audio for this long from a running device means it is gone
-START_SECONDS = 10.0   # a device may take this long to deliver its first block (sound servers)
+QUEUE_BLOCKS = 64  # microphone blocks buffered between the audio thread and the worker
+STALL_SECONDS = 2.0  # no audio for this long from a running device means it is gone
+START_SECONDS = 10.0  # a device may take this long to deliver its first block (sound servers)
 PORTAUDIO_HINT = "install PortAudio (Debian/Raspberry Pi OS: sudo apt install libportaudio2)"
 
 Blocks = Iterator[tuple[np.ndarray, float]]
@@ -115,10 +115,18 @@ def input_devices() -> list[dict[str, Any]]:
         apis = sd.query_hostapis()
     except sd.PortAudioError as exc:
         raise DeviceError(f"cannot list audio devices: {exc}") from None
-    return [{"index": d["index"], "name": d["name"], "hostapi": apis[d["hostapi"]]["name"],
-             "channels": d["max_input_channels"], "default_samplerate": d["default_samplerate"],
-             "default": d["index"] == default}
-            for d in devices if d["max_input_channels"] > 0]
+    return [
+        {
+            "index": d["index"],
+            "name": d["name"],
+            "hostapi": apis[d["hostapi"]]["name"],
+            "channels": d["max_input_channels"],
+            "default_samplerate": d["default_samplerate"],
+            "default": d["index"] == default,
+        }
+        for d in devices
+        if d["max_input_channels"] > 0
+    ]
 
 
 class Microphone:
@@ -138,24 +146,29 @@ class Microphone:
         warn: called with a message when new drops or overflows happen.
     """
 
-    def __init__(self, device: str | None, samplerate: int | None, wanted_rate: int,
-                 channels: int, block_seconds: float,
-                 warn: Callable[[str], None] = log.warning) -> None:
+    def __init__(
+        self,
+        device: str | None,
+        samplerate: int | None,
+        wanted_rate: int,
+        channels: int,
+        block_seconds: float,
+        warn: Callable[[str], None] = log.warning,
+    ) -> None:
         sd = self._sd = sounddevice_module()
         spec = _device_spec(device)
         try:
             info = sd.query_devices(spec, "input")
         except (ValueError, sd.PortAudioError) as exc:
             if device is None:
-                raise DeviceError("no default input device (is a microphone connected? "
-                                  "see --list-devices)") from None
+                raise DeviceError("no default input device (is a microphone connected? see --list-devices)") from None
             raise DeviceError(f"no input device {device!r}: {exc}") from None
         self.name = info["name"]
         if channels > info["max_input_channels"]:
-            raise DeviceError(f"{self.name!r} has {info['max_input_channels']} input channels, "
-                              f"--channels asked for {channels}")
-        self.rate = self._choose_rate(sd, spec, samplerate, wanted_rate, channels,
-                                      int(info["default_samplerate"]))
+            raise DeviceError(
+                f"{self.name!r} has {info['max_input_channels']} input channels, --channels asked for {channels}"
+            )
+        self.rate = self._choose_rate(sd, spec, samplerate, wanted_rate, channels, int(info["default_samplerate"]))
         self.channels = channels
         self.overflows = 0
         self.dropped = 0
@@ -165,28 +178,32 @@ class Microphone:
         self._finished = threading.Event()
         try:
             self._stream = sd.InputStream(
-                device=spec, samplerate=self.rate, channels=channels, dtype="float32",
+                device=spec,
+                samplerate=self.rate,
+                channels=channels,
+                dtype="float32",
                 blocksize=max(1, int(round(block_seconds * self.rate))),
-                callback=self._callback, finished_callback=self._finished.set)
+                callback=self._callback,
+                finished_callback=self._finished.set,
+            )
         except sd.PortAudioError as exc:
             raise DeviceError(f"cannot open {self.name!r} at {self.rate} Hz: {exc}") from None
 
-    def _choose_rate(self, sd: Any, spec: int | str | None, samplerate: int | None, wanted: int,
-                     channels: int, default: int) -> int:
+    def _choose_rate(
+        self, sd: Any, spec: int | str | None, samplerate: int | None, wanted: int, channels: int, default: int
+    ) -> int:
         """The requested rate, else the model's, else the device's own (resampled later), Hz."""
         candidates = [samplerate] if samplerate else [wanted, default]
         problem: Exception | None = None
         for rate in candidates:
             try:
-                sd.check_input_settings(device=spec, channels=channels, samplerate=rate,
-                                        dtype="float32")
+                sd.check_input_settings(device=spec, channels=channels, samplerate=rate, dtype="float32")
                 if rate != wanted:
                     log.info("capturing at %d Hz, resampling to %d Hz", rate, wanted)
                 return int(rate)
             except (ValueError, sd.PortAudioError) as exc:
                 problem = exc
-        raise DeviceError(f"{self.name!r} refuses {' and '.join(f'{r} Hz' for r in candidates)}: "
-                          f"{problem}")
+        raise DeviceError(f"{self.name!r} refuses {' and '.join(f'{r} Hz' for r in candidates)}: {problem}")
 
     def _callback(self, indata: np.ndarray, frames: int, when: Any, status: Any) -> None:
         if status.input_overflow:
@@ -228,18 +245,19 @@ class Microphone:
             self.received += 1
             if (self.dropped, self.overflows) != reported:
                 reported = (self.dropped, self.overflows)
-                self._warn(f"{self.dropped} blocks dropped (worker too slow), "
-                           f"{self.overflows} input overflows so far")
+                self._warn(f"{self.dropped} blocks dropped (worker too slow), {self.overflows} input overflows so far")
             yield (data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)), arrived
 
     def _check_alive(self, silent: float) -> None:
         """Raise DeviceError if the stream ended, never started delivering, or stalled."""
         if self._finished.is_set() or not self._stream.active:
-            raise DeviceError(f"input device {self.name!r} stopped (unplugged, or its "
-                              "sound server went away)")
+            raise DeviceError(f"input device {self.name!r} stopped (unplugged, or its sound server went away)")
         if self.received == 0 and silent > START_SECONDS:
-            raise DeviceError(f"{self.name!r} delivered no audio yet, {START_SECONDS:.0f} s after "
-                              "opening (is its sound server running? is the device in use?)")
+            raise DeviceError(
+                f"{self.name!r} delivered no audio yet, {START_SECONDS:.0f} s after "
+                "opening (is its sound server running? is the device in use?)"
+            )
         if self.received > 0 and silent > STALL_SECONDS:
-            raise DeviceError(f"{self.name!r} stalled: no audio for {STALL_SECONDS:.0f} s "
-                              "after it had started (unplugged?)")
+            raise DeviceError(
+                f"{self.name!r} stalled: no audio for {STALL_SECONDS:.0f} s after it had started (unplugged?)"
+            )

@@ -137,16 +137,17 @@ class Segmenter:
         self._pending = np.zeros(0, dtype=np.float32)
         self._previous = np.zeros(self.frame, dtype=np.float32)  # the frame before the next one
         self._history: collections.deque[np.ndarray] = collections.deque(
-            maxlen=self._frames_of(g.pre_roll) + g.onset_frames)
+            maxlen=self._frames_of(g.pre_roll) + g.onset_frames
+        )
         self._speech: list[np.ndarray] = []
-        self.frame_index = 0          # frames consumed
+        self.frame_index = 0  # frames consumed
         self.floor: float | None = None
-        self._state = "idle"          # idle | speech | refractory
-        self._run = 0                 # loud frames in a row (idle) / quiet frames in a row
-        self._start_frame = 0         # first frame of the utterance (pre-roll included)
-        self._last_loud = 0           # last frame above the stop threshold
-        self._onset = 0               # first loud frame of the utterance
-        self._peak = SILENCE_DB       # loudest frame of the utterance so far, dB
+        self._state = "idle"  # idle | speech | refractory
+        self._run = 0  # loud frames in a row (idle) / quiet frames in a row
+        self._start_frame = 0  # first frame of the utterance (pre-roll included)
+        self._last_loud = 0  # last frame above the stop threshold
+        self._onset = 0  # first loud frame of the utterance
+        self._peak = SILENCE_DB  # loudest frame of the utterance so far, dB
 
     @property
     def frame_seconds(self) -> float:
@@ -177,10 +178,10 @@ class Segmenter:
         """Consume the next samples (shape (n,), any n); return utterances that ended."""
         x = np.concatenate([self._pending, np.asarray(block, dtype=np.float32).reshape(-1)])
         n = len(x) // self.frame
-        self._pending = x[n * self.frame:]
+        self._pending = x[n * self.frame :]
         if n == 0:
             return []
-        frames = x[:n * self.frame].reshape(n, self.frame)
+        frames = x[: n * self.frame].reshape(n, self.frame)
         # Each frame's energy is measured over it and the frame before (20 ms by default):
         # long enough to hold two pitch periods, so voiced speech does not flicker.
         before = np.concatenate([self._previous[None, :], frames[:-1]])

@@ -116,8 +116,9 @@ class LocalTarget:
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise TargetError(f"{self.directory} is locked by another flash "
-                                          f"(waited {timeout:.0f} s)") from None
+                        raise TargetError(
+                            f"{self.directory} is locked by another flash (waited {timeout:.0f} s)"
+                        ) from None
                     time.sleep(0.05)
             self.remove_stale()
             yield
@@ -163,8 +164,10 @@ class LocalTarget:
         got = self._sha256(temp)
         if got != sha256:
             self.discard(temp)
-            raise TargetError(f"checksum mismatch on target: expected {sha256[:12]}, got "
-                              f"{(got or 'nothing')[:12]}; upload discarded, model unchanged")
+            raise TargetError(
+                f"checksum mismatch on target: expected {sha256[:12]}, got "
+                f"{(got or 'nothing')[:12]}; upload discarded, model unchanged"
+            )
         keep = new_temp_name()
         try:
             try:
@@ -194,8 +197,15 @@ class LocalTarget:
 def run_bounded(argv: str | list[str], timeout: float | None, **options) -> tuple[int, str, str]:
     """(exit status, stdout, stderr) of a command with stdin closed; after ``timeout`` seconds
     its whole process group is killed and the status is 124 with stderr saying so."""
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True, **options)
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **options,
+    )
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -234,22 +244,39 @@ class SshTarget:
         connect_timeout: seconds before an unreachable host is given up.
     """
 
-    def __init__(self, user: str | None, host: str, port: int | None, directory: str,
-                 ssh_config: str | None = None, connect_timeout: int = 10) -> None:
+    def __init__(
+        self,
+        user: str | None,
+        host: str,
+        port: int | None,
+        directory: str,
+        ssh_config: str | None = None,
+        connect_timeout: int = 10,
+    ) -> None:
         self.user, self.host, self.port, self.directory = user, host, port, directory
         self.ssh_config, self.connect_timeout = ssh_config, connect_timeout
-        self.name = (f"ssh://{user + '@' if user else ''}{host}"
-                     f"{':' + str(port) if port else ''}{directory}")
+        self.name = f"ssh://{user + '@' if user else ''}{host}{':' + str(port) if port else ''}{directory}"
 
     @property
     def key(self) -> str:
         """What identifies the target whatever its spelling (``/opt/x``, ``/opt/x/``, ``/opt/./x``)."""
-        return f"ssh://{self.user or ''}@{self.host.strip('[]').lower()}:{self.port or 22}" \
-               f"{os.path.normpath(self.directory)}"
+        return (
+            f"ssh://{self.user or ''}@{self.host.strip('[]').lower()}:{self.port or 22}"
+            f"{os.path.normpath(self.directory)}"
+        )
 
     def _command(self, script: str) -> list[str]:
-        command = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.connect_timeout}",
-                   "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
+        command = [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={self.connect_timeout}",
+            "-o",
+            "ServerAliveInterval=5",
+            "-o",
+            "ServerAliveCountMax=3",
+        ]
         if self.ssh_config:
             command += ["-F", self.ssh_config]
         if self.port:
@@ -262,8 +289,7 @@ class SshTarget:
         """Run a POSIX sh script in the target directory; its stdout, or TargetError."""
         script = f"cd {shlex.quote(self.directory)} || exit 97\n{script}"
         try:
-            done = subprocess.run(self._command(script), input=data if data is not None else b"",
-                                  capture_output=True)
+            done = subprocess.run(self._command(script), input=data if data is not None else b"", capture_output=True)
         except FileNotFoundError:
             raise TargetError("the OpenSSH client (ssh) is not installed") from None
         if done.returncode == 0:
@@ -275,13 +301,16 @@ class SshTarget:
         """Hold the target's lock for the block: ``flock`` on the device's directory, held by one
         ssh session whose end (including this process being killed) releases it; stale
         temporary files are removed once it is held."""
-        script = (f"cd {shlex.quote(self.directory)} || exit 97\n"
-                  "command -v flock >/dev/null || { echo 'flock is not installed on the device "
-                  "(util-linux)' >&2; exit 96; }\n"
-                  f"exec flock -w {int(timeout)} -E 95 . sh -c 'echo locked; exec cat >/dev/null'")
+        script = (
+            f"cd {shlex.quote(self.directory)} || exit 97\n"
+            "command -v flock >/dev/null || { echo 'flock is not installed on the device "
+            "(util-linux)' >&2; exit 96; }\n"
+            f"exec flock -w {int(timeout)} -E 95 . sh -c 'echo locked; exec cat >/dev/null'"
+        )
         try:
-            holder = subprocess.Popen(self._command(script), stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            holder = subprocess.Popen(
+                self._command(script), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
         except FileNotFoundError:
             raise TargetError("the OpenSSH client (ssh) is not installed") from None
         assert holder.stdin and holder.stdout and holder.stderr  # all three are pipes
@@ -290,8 +319,7 @@ class SshTarget:
                 holder.stdin.close()
                 code, err = holder.wait(), holder.stderr.read().decode("utf-8", "replace")
                 if code == 95:
-                    raise TargetError(f"{self.directory} is locked by another flash "
-                                      f"(waited {timeout:.0f} s)")
+                    raise TargetError(f"{self.directory} is locked by another flash (waited {timeout:.0f} s)")
                 raise TargetError(f"cannot lock the model folder: {_explain(code, err)}")
             self._ssh(f"rm -f {TEMP_PREFIX}* {_OLD_PREVIOUS_TEMP}", "cannot remove stale temporary files")
             yield
@@ -305,10 +333,13 @@ class SshTarget:
                 holder.wait()
 
     def state(self) -> State:
-        out = self._ssh(f"for f in {ACTIVE} {PREVIOUS}; do if [ -h \"$f\" ]; then "
-                        "echo \"$f is a symbolic link; refused\" >&2; exit 98; "
-                        "elif [ -f \"$f\" ]; then sha256sum \"$f\" "
-                        "|| exit 1; else echo - \"$f\"; fi; done", "cannot read the model folder")
+        out = self._ssh(
+            f'for f in {ACTIVE} {PREVIOUS}; do if [ -h "$f" ]; then '
+            'echo "$f is a symbolic link; refused" >&2; exit 98; '
+            'elif [ -f "$f" ]; then sha256sum "$f" '
+            '|| exit 1; else echo - "$f"; fi; done',
+            "cannot read the model folder",
+        )
         digests = [line.split()[0] for line in out.decode().splitlines() if line.strip()]
         if len(digests) != 2 or not all(d == "-" or re.fullmatch(r"[0-9a-f]{64}", d) for d in digests):
             raise TargetError(f"unexpected answer from sha256sum on {self.host}: {out[:80]!r}")
@@ -329,13 +360,14 @@ class SshTarget:
         temp, keep = shlex.quote(temp), shlex.quote(new_temp_name())
         self._ssh(
             f"got=$(sha256sum {temp} | cut -c1-64)\n"
-            f"if [ \"$got\" != {sha256} ]; then rm -f {temp}; "
-            f"echo \"checksum mismatch on target: expected {sha256[:12]}, got $(echo \"${{got:-nothing}}\" "
-            "| cut -c1-12); upload discarded, model unchanged\" >&2; exit 98; fi\n"
+            f'if [ "$got" != {sha256} ]; then rm -f {temp}; '
+            f'echo "checksum mismatch on target: expected {sha256[:12]}, got $(echo "${{got:-nothing}}" '
+            '| cut -c1-12); upload discarded, model unchanged" >&2; exit 98; fi\n'
             f"if [ -f {ACTIVE} ]; then (set -C; cat {ACTIVE} > {keep}) && sync && "
             f"mv -f {keep} {PREVIOUS} || {{ rm -f {keep}; exit 1; }}; fi\n"
             f"sync && mv -f {temp} {ACTIVE} && sync",
-            "verify and swap failed")
+            "verify and swap failed",
+        )
 
     def discard(self, temp: str) -> None:
         try:
@@ -344,8 +376,7 @@ class SshTarget:
             pass
 
     def run(self, command: str, timeout: float | None = None) -> tuple[int, str]:
-        code, out, err = run_bounded(self._command(f"cd {shlex.quote(self.directory)} && {command}"),
-                                     timeout)
+        code, out, err = run_bounded(self._command(f"cd {shlex.quote(self.directory)} && {command}"), timeout)
         message = _explain(code, err) if code == 255 else _last_line(err or out)
         return code, message
 
@@ -353,9 +384,11 @@ class SshTarget:
 def _explain(returncode: int, stderr: str) -> str:
     """One line saying why an ssh command failed, from its exit status and stderr."""
     if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr or "Host key verification failed" in stderr:
-        return ("host key verification failed: the device's SSH host key does not match known_hosts "
-                "(a different or reinstalled device, or an impostor); check it, then "
-                "`ssh-keygen -R HOST` and connect once by hand")
+        return (
+            "host key verification failed: the device's SSH host key does not match known_hosts "
+            "(a different or reinstalled device, or an impostor); check it, then "
+            "`ssh-keygen -R HOST` and connect once by hand"
+        )
     if returncode == 97:
         return "no such directory on the device"
     if returncode == 98:
@@ -370,8 +403,7 @@ def _explain(returncode: int, stderr: str) -> str:
     return _last_line(stderr) or f"remote command exited with status {returncode}"
 
 
-def parse_target(spec: str, ssh_config: str | None = None, connect_timeout: int = 10
-                 ) -> LocalTarget | SshTarget:
+def parse_target(spec: str, ssh_config: str | None = None, connect_timeout: int = 10) -> LocalTarget | SshTarget:
     """The target a string names: ``ssh://[user@]host[:port]/path`` or a local directory."""
     spec = spec.strip()
     if spec.startswith("ssh://"):
@@ -391,5 +423,4 @@ def parse_target(spec: str, ssh_config: str | None = None, connect_timeout: int 
 
 def read_target_list(text: str) -> list[str]:
     """Target strings from a fleet file: one per line; blank lines and ``#`` comments ignored."""
-    return [line.split("#", 1)[0].strip() for line in text.splitlines()
-            if line.split("#", 1)[0].strip()]
+    return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]

@@ -25,7 +25,7 @@ def _band_weights(frame: int, rate: int, low: float, high: float) -> tuple[np.nd
     freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
     inside = (freqs >= low) & (freqs <= min(high, rate / 2))
     one_sided = np.where((freqs > 0) & (freqs < rate / 2), 2.0, 1.0)
-    weights = inside * one_sided / (n_fft * np.sum(window ** 2))
+    weights = inside * one_sided / (n_fft * np.sum(window**2))
     weights.flags.writeable = False
     return weights, n_fft
 
@@ -37,8 +37,7 @@ def _window(frame: int) -> np.ndarray:
     return window
 
 
-def band_energy_db(frames: np.ndarray, rate: int,
-                   band: tuple[float, float] | None = SPEECH_BAND) -> np.ndarray:
+def band_energy_db(frames: np.ndarray, rate: int, band: tuple[float, float] | None = SPEECH_BAND) -> np.ndarray:
     """Energy of each row of a (n, frame) array in dB re full scale; shape (n,).
 
     Args:

@@ -28,8 +28,8 @@ _CODEC_NAMES = {0x0002: "MS ADPCM", 0x0011: "IMA ADPCM", 0x0050: "MPEG", 0x0055:
 _STREAMED = (0, 0xFFFFFFFF)  # data sizes written by tools that cannot seek back
 MAX_CHANNELS = 64
 RATE_RANGE = (1000, 768000)
-MAX_FMT_BYTES = 4096         # a fmt chunk is 16-40 bytes; more is a broken or hostile header
-SKIP_STEP = 1 << 16          # bytes read at a time when skipping chunks nobody needs
+MAX_FMT_BYTES = 4096  # a fmt chunk is 16-40 bytes; more is a broken or hostile header
+SKIP_STEP = 1 << 16  # bytes read at a time when skipping chunks nobody needs
 SOUNDFILE_SUFFIXES = {".flac", ".ogg", ".oga", ".opus", ".mp3"}
 SOUNDFILE_HINT = "pip install 'audiomnist-edge[soundfile]'"
 
@@ -233,8 +233,7 @@ class SoundFileReader:
             import soundfile
         except (ImportError, OSError):
             suffix = os.path.splitext(path)[1].lower() or "this format"
-            raise AudioError(f"reading {suffix} files needs the soundfile extra: "
-                             f"{SOUNDFILE_HINT}") from None
+            raise AudioError(f"reading {suffix} files needs the soundfile extra: {SOUNDFILE_HINT}") from None
         try:
             self._file: Any = soundfile.SoundFile(path)
         except (RuntimeError, soundfile.LibsndfileError) as exc:
@@ -311,6 +310,7 @@ class open_audio:
         path = os.fspath(source)
         if path == "-":
             import sys
+
             return WavReader(sys.stdin.buffer, self.name)
         try:
             info = os.stat(path)

@@ -142,6 +142,16 @@ def test_folds_with_conditions_score_each_fold_model(synth_run, cache_dir, tmp_p
     clip, predict = (folds["conditions"][d]["mean"] for d in ("clip", "predict"))
     for name in clip:
         assert f"{name:<12} {clip[name]:7.2%} ({clip[name]:6.2%})  {predict[name]:7.2%}" in result.stdout
+    # PocketSphinx beside each fold's own model, on that fold's held-out speakers, same audio
+    pytest.importorskip("pocketsphinx")
+    bench = subprocess.run([sys.executable, "-m", "benchmarks.pocketsphinx_compare", "--folds", str(run),
+                            "--conditions", "clean,padded", "--max-clips", "4", "--out", str(tmp_path / "ps")],
+                           capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1])
+    assert bench.returncode == 0, bench.stderr
+    report = json.loads((tmp_path / "ps" / "conditions.json").read_text())
+    (only,) = report["sets"]
+    assert only["label"] == "fold 0 (george)" and only["result"]["n"] == 4
+    assert report["model"] == "each fold's own int8 model"
 
 
 @pytest.mark.parametrize("only, message", [("7", "fold 7 out of range: this corpus has 3 speaker folds"),

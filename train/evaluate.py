@@ -178,6 +178,34 @@ def int8_model(model, x_train: np.ndarray, params, calibration: int = 500):
     return runtime_model(content, params, LABELS), content
 
 
+def fold_model(run_dir: str | Path, fold: int):
+    """The edge Model of fold ``fold`` of ``evaluate RUN --folds`` (``RUN/folds/fold-K.tflite``)."""
+    from ..config import FeatureParams
+    from ..convert.quantize import runtime_model
+    from ..errors import EdgeError
+
+    run_dir = Path(run_dir)
+    path = run_dir / "folds" / f"fold-{fold}.tflite"
+    if not path.is_file():
+        raise EdgeError(f"{path}: no fold model; run `audiomnist-edge evaluate {run_dir} --folds` first")
+    params = FeatureParams.from_json((run_dir / "features.json").read_text())
+    return runtime_model(path.read_bytes(), params, LABELS)
+
+
+def fold_held_out(run_dir: str | Path) -> list[tuple[int, list[str], list[tuple[Path, int]]]]:
+    """(fold, test speakers, held-out (path, digit) clips) of every fold in ``RUN/folds.json``."""
+    run_dir = Path(run_dir)
+    result = json.loads((run_dir / "folds.json").read_text())
+    ds = load_many(result["data"])
+    seed = result["recipe"].get("seed", 0)
+    out = []
+    for row in result["folds"]:
+        split = make_split(ds, "speaker", row["fold"], seed)
+        out.append((row["fold"], list(split.test_speakers),
+                    [(ds.clips[i].path, ds.clips[i].digit) for i in split.test]))
+    return out
+
+
 def fold_summary(rows: list[dict], key: str) -> dict:
     """Mean, standard deviation and worst fold of ``key`` over fold rows."""
     acc = np.array([r[key] for r in rows])
