@@ -28,12 +28,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
+from audiomnist_edge.errors import EdgeError
 from audiomnist_edge.model import Model
 from audiomnist_edge.recognizer import Recognizer
 from audiomnist_edge.resample import resample
@@ -133,6 +135,11 @@ def main(model_path: str | None, folds_run: Path | None, per_set: int, seed: int
     if model_path and folds_run:
         raise click.UsageError("give --model or --folds, not both")
     started = time.perf_counter()
+    try:
+        folds, ds = load_folds(folds_run) if folds_run else ([], None)
+    except EdgeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "audiomnist-edge"
 
     def spread(paths: list[Path]) -> list[Path]:
@@ -155,7 +162,6 @@ def main(model_path: str | None, folds_run: Path | None, per_set: int, seed: int
         results["model"] = str(model.path)
         per_model = [{name: confidences(model, paths, seed) for name, paths in sets.items()}]
     else:
-        folds, ds = load_folds(folds_run)
         results.update(model=str(folds_run), folds=[])
         per_model = []
         for fold in folds:

@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -48,7 +49,7 @@ from audiomnist_edge.resample import resample
 from audiomnist_edge.stream import GateParams
 from audiomnist_edge.train import capture
 from audiomnist_edge.train.conditions import EVAL_RIR_SEED
-from audiomnist_edge.train.datasets import LABELS, Dataset, load_many
+from audiomnist_edge.train.datasets import Dataset, load_many
 from audiomnist_edge.wav import read_wav
 
 from .clips import REPO, default_fsdd
@@ -357,22 +358,21 @@ class FoldModel:
 def load_folds(run: Path) -> tuple[list[FoldModel], Dataset]:
     """The models RUN/folds/fold-K.tflite of the folds in RUN/folds.json, and the run's corpora.
 
-    Folds whose model file is missing (a stopped run) are left out.
+    Folds whose model file is missing (a stopped run) are left out; raises
+    EdgeError for a folder that is no fold run.
     """
-    from audiomnist_edge.convert.quantize import runtime_model
+    from audiomnist_edge.train.evaluate import fold_model
 
     try:
         info = json.loads((run / "folds.json").read_text())
-        params = FeatureParams.from_json((run / "features.json").read_text())
         rows = [(int(r["fold"]), [str(s) for s in r["test_speakers"]]) for r in info["folds"]]
         ds = load_many(info["data"])
-    except (OSError, ValueError, KeyError, TypeError, EdgeError) as exc:
-        raise click.ClickException(f"{run}: not a fold run of audiomnist-edge evaluate --folds ({exc})") from None
-    folds = [FoldModel(k, speakers, path, runtime_model(path.read_bytes(), params, LABELS))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EdgeError(f"{run}: not a fold run of audiomnist-edge evaluate --folds ({exc})") from None
+    folds = [FoldModel(k, speakers, path, fold_model(run, k))
              for k, speakers in rows if (path := run / "folds" / f"fold-{k}.tflite").is_file()]
     if not folds:
-        raise click.ClickException(f"{run}: no fold model in {run / 'folds'} (run: audiomnist-edge evaluate "
-                                   f"{run} --folds)")
+        raise EdgeError(f"{run}: no fold model in {run / 'folds'}; run `audiomnist-edge evaluate {run} --folds`")
     return folds, ds
 
 
@@ -480,7 +480,11 @@ def main(model_path: str | None, folds_run: Path | None, fsdd: Path | None, hd_e
                                           digits, gate, min_confidence, seed)
         results["false_alarms"] = alarm_streams(model, noise_minutes, gate, min_confidence, seed)
     else:
-        folds, ds = load_folds(folds_run)
+        try:
+            folds, ds = load_folds(folds_run)
+        except EdgeError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
         results["model"] = str(folds_run)
         results["streams"], results["folds"] = fold_models(folds, ds, digits, gate, min_confidence, seed)
         for fold, row in zip(folds, results["folds"]):

@@ -127,4 +127,5 @@ def test_rejection_gate_folds(fold_run, tmp_path) -> None:
 def test_folds_of_a_folder_that_is_no_fold_run(bench, tmp_path) -> None:
     result = run(sys.executable, "-m", f"benchmarks.{bench}", "--folds", tmp_path, "--out", tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert result.stderr.strip().count("\n") == 0 and "not a fold run" in result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "not a fold run" in result.stderr
