@@ -530,6 +530,9 @@ def report(results: dict[str, Any], digits: int, noise_minutes: float) -> str:
                              f"{corpus.split(' ')[0]} | "
                              + " | ".join(f"{scores[n]['sequence_score']:.3f}" for n in results["conditions"])
                              + " |")
+        lines += ["", "Digits reported per fold model on the streams without digits: " + "; ".join(
+            f"fold {row['fold']}: " + ", ".join(f"{kind} {s['digits']}" for kind, s in row["false_alarms"].items())
+            for row in folds) + "."]
     lines += ["", "| stream without digits | length | digits reported | per hour | unknowns |",
               "|---|---:|---:|---:|---:|"]
     for kind, s in results["false_alarms"].items():
