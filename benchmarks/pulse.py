@@ -26,6 +26,14 @@ def private_server(rate: int = 16000, timeout: float = 15.0) -> Iterator[dict[st
 
     Raises RuntimeError when a tool is missing or the daemon does not start.
     """
+    with private_daemon(rate, timeout) as (env, _):
+        yield env
+
+
+@contextlib.contextmanager
+def private_daemon(rate: int = 16000, timeout: float = 15.0
+                   ) -> Iterator[tuple[dict[str, str], subprocess.Popen]]:
+    """``private_server``, also yielding the daemon process (to stop it mid-stream)."""
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         raise RuntimeError(f"missing {', '.join(missing)} (apt-get install pulseaudio pulseaudio-utils)")
@@ -50,7 +58,7 @@ def private_server(rate: int = 16000, timeout: float = 15.0) -> Iterator[dict[st
                 raise RuntimeError("PulseAudio did not start: "
                                    + daemon.stderr.read().decode().strip()[-300:])
             time.sleep(0.1)
-        yield env
+        yield env, daemon
     finally:
         if daemon.poll() is None:
             daemon.terminate()

@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -24,15 +23,10 @@ from typing import Iterator
 import pytest
 from conftest import require
 
+from benchmarks.pulse import private_daemon
 from test_listen import CLI, build_stream, listen_json, plumbing_model  # noqa: F401 (fixture)
 
 CAPTURE_RATE = 16000  # the sink's rate, and the rate listen captures at (resampled to the model's)
-SCRIPT = f"""\
-load-module module-native-protocol-unix
-load-module module-null-sink sink_name=digits rate={CAPTURE_RATE} channels=1
-set-default-sink digits
-set-default-source digits.monitor
-"""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -43,33 +37,12 @@ def audio_stack():
 
 @contextlib.contextmanager
 def pulse_server() -> Iterator[tuple[dict[str, str], subprocess.Popen]]:
-    """A private PulseAudio daemon; yields (environment for clients, the daemon process)."""
-    home = Path(tempfile.mkdtemp(prefix="pa-"))  # short: the socket path must fit 108 bytes
-    runtime = home / "run"
-    runtime.mkdir(mode=0o700)
-    (home / "default.pa").write_text(SCRIPT)
-    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(runtime),
-           "PULSE_SERVER": f"unix:{runtime}/pulse/native"}
-    daemon = subprocess.Popen(
-        ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "--system=false", "-n",
-         "-F", str(home / "default.pa"), "--log-target=stderr"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """A private PulseAudio daemon (benchmarks/pulse.py); yields (client environment, daemon)."""
     try:
-        deadline = time.monotonic() + 15
-        while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"PulseAudio did not start: {daemon.stderr.read().decode()[-2000:]}")
-            time.sleep(0.1)
-        yield env, daemon
-    finally:
-        if daemon.poll() is None:
-            daemon.terminate()
-            try:
-                daemon.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
-        shutil.rmtree(home, ignore_errors=True)
+        with private_daemon(CAPTURE_RATE) as (env, daemon):
+            yield env, daemon
+    except RuntimeError as exc:  # the daemon did not start (or a RuntimeError in the test)
+        pytest.fail(str(exc))
 
 
 def start_listen(model: Path, env: dict[str, str], log: Path,
