@@ -84,11 +84,10 @@ def _echo(message: str) -> None:
               show_default=True, callback=_finite)
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Feature cache (default ~/.cache/audiomnist-edge or $AUDIOMNIST_EDGE_CACHE).")
-@click.option("--limit-speakers", type=int, default=None, hidden=True)
 @click.option("-v", "--verbose", is_flag=True, help="Print Keras progress per epoch.")
 def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning_rate, seed, copies,
           capture, synth, synth_copies, features, patience, width, label_smoothing, cache_dir,
-          limit_speakers, verbose):
+          verbose):
     """Train a model on a corpus and write a run folder.
 
     \b
