@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
+from benchmarks.report import markdown, table_rows
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # benchmarks/ is a folder of the checkout, not of the package
-from benchmarks.report import markdown, table_rows  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 

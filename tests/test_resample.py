@@ -159,7 +159,6 @@ def test_benchmark_reports_both_engines_and_their_quality(fsdd) -> None:
 
 def test_readme_resampling_figures_are_the_committed_results() -> None:
     """benchmarks/results/resample.md and the README's sentence come from resample.json."""
-    sys.path.insert(0, str(REPO))
     from benchmarks.resample_compare import markdown, summary
 
     results = REPO / "benchmarks" / "results"
