@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -226,7 +225,9 @@ def convert(run_dir: str, quant: str, out: str | None, data: str | None, name: s
       audiomnist-edge convert runs/cnn-official --out edge/models/default.tflite --name default --force
     """
     require_extra("train", "tensorflow", "keras")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from audiomnist_edge.train.fit import _quiet_tf
+
+    _quiet_tf()  # TensorFlow's start-up lines hidden, as for train
     result = convert_run(run_dir, quant, out, data, name,
                          echo=lambda line: click.echo(line, err=True), force=force)
     if as_json:

@@ -34,7 +34,9 @@ class Stopped(Exception):
 
 def describe(detection: Detection, min_confidence: float) -> str:
     """One human line: time, digit (or unknown), confidence, latency."""
-    if detection.digit is None:
+    if detection.digit is None and not detection.label.isdigit():
+        what = f"?  not a digit ({detection.label} {detection.confidence:.2f})"
+    elif detection.digit is None:
         what = f"?  unknown ({detection.label}? {detection.confidence:.2f} < {min_confidence:.2f})"
     else:
         what = f"{detection.digit}  ({detection.confidence:.2f})"

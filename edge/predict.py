@@ -94,6 +94,8 @@ def describe(record: dict[str, Any]) -> str:
             f"{u['digit']} ({u['probability']:.2f})"
             if u["digit"] is not None
             else f"? unknown ({u['label']}? {u['probability']:.2f})"
+            if isinstance(u["label"], int)
+            else f"? not a digit ({u['label']} {u['probability']:.2f})"
         )
         what += f"  runner-up {runners}" if runners else ""
     else:

@@ -115,6 +115,8 @@ def test_rejection_gate_folds(fold_run, tmp_path) -> None:
         assert set(row["calibration_speakers"]) <= every - held_out and row["calibration_speakers"]
     digit_sets = [name for name in out["clips"] if name.startswith("digits")]
     assert len(digit_sets) == 2 and all(out["clips"][name] == 12 * len(FOLDS) for name in digit_sets)
+    # the held-out digits again, played backwards: found as utterances, though not all of them
+    assert 0 < out["clips"]["the held-out speakers' digits played backwards"] <= 12 * len(FOLDS)
     assert [row["keep_training_digits"] for row in out["rows"]] == [0.99, 0.95, 0.90, 0.85, None]
     for row in out["rows"]:
         assert len(row["min_confidence_per_fold"]) == len(FOLDS)

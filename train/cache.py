@@ -97,13 +97,16 @@ def _files_digest(clips: list[Clip]) -> str:
 
 
 def _work(job):
-    """Worker: (index, path, params json, augment dict or None, copies, seed) -> (index, array | error)."""
-    index, path, params_json, aug_dict, copies, seed = job
+    """Worker: (index, path, params json, augment dict or None, copies, seed, backwards)
+    -> (index, array | error)."""
+    index, path, params_json, aug_dict, copies, seed, backwards = job
     params = FeatureParams.from_json(params_json)
     try:
         samples = load_samples(path, params.sample_rate)
     except Exception as exc:  # reported, never silently dropped
         return index, f"{type(exc).__name__}: {exc}"
+    if backwards:
+        samples = np.ascontiguousarray(samples[::-1])
     if aug_dict is None:
         return index, clip_features(samples, params)
     aug = AugmentParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug_dict.items()})
@@ -114,19 +117,21 @@ def _work(job):
 def extract(clips: list[Clip], params: FeatureParams, aug: AugmentParams | None = None,
             copies: int | None = None, seed: int = 0, cache_dir: str | Path | None = None,
             workers: int | None = None, progress: bool = True, label: str = "features",
-            ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+            backwards: bool = False) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Features of ``clips``: (x, ok, problems).
 
     Without ``aug``: x has shape (n, *input_shape). With ``aug``: ``copies``
     (default aug.copies) augmented matrices per clip, shape (n, copies, *input_shape),
     clip i's copies drawn from a generator seeded by (seed, i), so they do not
-    depend on the worker count. ``ok`` flags the readable clips; ``problems``
+    depend on the worker count. ``backwards`` plays every clip backwards first.
+    ``ok`` flags the readable clips; ``problems``
     lists (file name, reason) for the others (their rows are zero).
     """
     n_copies = (aug.copies if copies is None else copies) if aug else 0
     key_src = json.dumps({
         "v": CACHE_VERSION, "params": params.stable_hash(), "files": _files_digest(clips),
         "aug": aug.to_dict() if aug else None, "copies": n_copies, "seed": seed if aug else None,
+        **({"backwards": True} if backwards else {}),
     }, sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:20]
     path = cache_root(cache_dir) / "features" / f"{label}-{key}.npz"
@@ -137,7 +142,7 @@ def extract(clips: list[Clip], params: FeatureParams, aug: AugmentParams | None 
     x = np.zeros(shape, dtype=np.float32)
     ok = np.zeros(len(clips), dtype=bool)
     problems: list[tuple[str, str]] = []
-    jobs = [(i, str(c.path), params.to_json(), aug.to_dict() if aug else None, n_copies, seed)
+    jobs = [(i, str(c.path), params.to_json(), aug.to_dict() if aug else None, n_copies, seed, backwards)
             for i, c in enumerate(clips)]
     workers = workers or min(2, os.cpu_count() or 1)
     results = _run(jobs, workers, progress, label)

@@ -74,6 +74,9 @@ def _echo(message: str) -> None:
               help="Folder of synthetic clips (python -m audiomnist_edge.train.synth) added to training; "
                    "repeatable.")
 @click.option("--synth-copies", type=click.IntRange(0, 100), default=1, show_default=True)
+@click.option("--backwards-unknown", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of the real training clips also trained played backwards, as the unknown class "
+                   "(real voices saying no digit).")
 @click.option("--features", "features", default="default", show_default=True,
               help="'default', 'seed' (whole clip, no trim/CMVN) or a features.json file.")
 @click.option("--patience", type=click.IntRange(0), default=0,
@@ -86,7 +89,7 @@ def _echo(message: str) -> None:
               help="Feature cache (default ~/.cache/audiomnist-edge or $AUDIOMNIST_EDGE_CACHE).")
 @click.option("-v", "--verbose", is_flag=True, help="Print Keras progress per epoch.")
 def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning_rate, seed, copies,
-          capture, synth, synth_copies, features, patience, width, label_smoothing, cache_dir,
+          capture, synth, synth_copies, backwards_unknown, features, patience, width, label_smoothing, cache_dir,
           verbose):
     """Train a model on a corpus and write a run folder.
 
@@ -112,7 +115,8 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
                     patience=patience, augment=AugmentParams(copies=copies, capture=capture),
                     label_smoothing=label_smoothing,
                     model_kwargs={"width": width} if width and arch != "ann" else {},
-                    synth=[os.path.abspath(p) for p in synth] or None, synth_copies=synth_copies)
+                    synth=[os.path.abspath(p) for p in synth] or None, synth_copies=synth_copies,
+                    backwards_unknown=backwards_unknown)
     try:
         params = resolve_params(features)
     except (OSError, UnicodeDecodeError) as exc:

@@ -29,9 +29,17 @@ FSDD = "fsdd"
 AUDIOMNIST = "audiomnist"
 SYNTH = "synth"
 LABELS = [str(d) for d in range(10)]
+UNKNOWN = "unknown"
+"""The label of non-digit speech and noise; its clips are named ``unknown_{speaker}_{take}.wav``
+(synthetic corpora only, ``python -m audiomnist_edge.train.nondigit``) and get index 10."""
 SPLITS = ("random", "speaker", "official")
 
-_NAME = re.compile(r"^(\d+)_([A-Za-z0-9-]+)_(\d+)$")
+_NAME = re.compile(r"^(\d+|unknown)_([A-Za-z0-9-]+)_(\d+)$")
+
+
+def labels_for(classes: np.ndarray) -> list[str]:
+    """The labels of a model trained on class indices ``classes``: the digits, plus unknown if present."""
+    return LABELS + [UNKNOWN] if np.any(np.asarray(classes) == len(LABELS)) else list(LABELS)
 
 
 class DatasetError(EdgeError):
@@ -136,6 +144,11 @@ def _parse(path: Path, problems: list, speaker_folder: str | None = None,
         problems.append((path.name, "name is not {digit}_{speaker}_{take}.wav"))
         return None
     digit, speaker, take = match.groups()
+    if digit == UNKNOWN:
+        if not synthetic:
+            problems.append((path.name, "unknown clips belong in a synthetic corpus (--synth)"))
+            return None
+        return Clip(path, len(LABELS), speaker, int(take), synthetic, corpus)
     if not 0 <= int(digit) <= 9 or len(digit) != 1:
         problems.append((path.name, f"digit {digit} is not 0-9"))
         return None

@@ -11,9 +11,14 @@ import numpy as np
 from .datasets import LABELS, load_many, make_split, n_speaker_folds
 
 
-def metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> dict:
-    """Accuracy (fraction), per-class precision/recall/F1/support, macro averages, confusion."""
+def metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str] = LABELS) -> dict:
+    """Accuracy (fraction), per-class precision/recall/F1/support, macro averages, confusion.
+
+    Class indices index ``labels``; with an ``unknown`` label, a digit predicted as
+    unknown counts as an error, and the macro averages cover the digits only.
+    """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    n_classes = len(labels)
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(cm, (y_true, y_pred), 1)
     tp = np.diag(cm).astype(float)
@@ -21,20 +26,20 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> dict
         precision = np.where(cm.sum(0) > 0, tp / cm.sum(0), 0.0)
         recall = np.where(cm.sum(1) > 0, tp / cm.sum(1), 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    per_class = {LABELS[k]: {"precision": float(precision[k]), "recall": float(recall[k]),
+    per_class = {labels[k]: {"precision": float(precision[k]), "recall": float(recall[k]),
                              "f1": float(f1[k]), "support": int(cm[k].sum())}
                  for k in range(n_classes)}
     return {
         "accuracy": float(tp.sum() / max(1, len(y_true))),
         "per_class": per_class,
-        "macro": {"precision": float(precision.mean()), "recall": float(recall.mean()),
-                  "f1": float(f1.mean())},
+        "macro": {"precision": float(precision[:len(LABELS)].mean()),
+                  "recall": float(recall[:len(LABELS)].mean()), "f1": float(f1[:len(LABELS)].mean())},
         "confusion_matrix": cm.tolist(),
-        "labels": LABELS,
+        "labels": list(labels),
     }
 
 
-def plot_confusion(cm, path: Path, title: str) -> None:
+def plot_confusion(cm, path: Path, title: str, labels: list[str] = LABELS) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -47,9 +52,9 @@ def plot_confusion(cm, path: Path, title: str) -> None:
             if cm[i, j]:
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if cm[i, j] > cm.max() / 2 else "black")
-    ax.set_xticks(range(10), LABELS)
-    ax.set_yticks(range(10), LABELS)
-    ax.set_xlabel("predicted digit")
+    ax.set_xticks(range(len(labels)), labels, rotation=90 if len(labels) > len(LABELS) else 0)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted label")
     ax.set_ylabel("true digit")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
@@ -92,7 +97,7 @@ def write_report(out: Path, info: dict, result: dict, history: dict) -> None:
     """confusion.png, curves.png and report.md in a run folder."""
     title = f"{info['recipe']['arch']} - {split_title(result)}"
     plot_confusion(result["confusion_matrix"], out / "confusion.png",
-                   f"{title}\naccuracy {result['accuracy']:.3f}")
+                   f"{title}\naccuracy {result['accuracy']:.3f}", result.get("labels", LABELS))
     plot_curves(history, out / "curves.png", title)
     s = info["data_summary"]
     rows = "\n".join(f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
@@ -160,8 +165,9 @@ def evaluate(run_or_model: str | Path, data: str | Path | None, split_name: str 
                               label=f"{ds.layout} features")
     test = split.test[ok[split.test]]
     model = keras.models.load_model(model_path, compile=False)
-    pred = predict(model, x[test]).argmax(axis=1)
-    result = metrics(ds.digits[test], pred)
+    probs = predict(model, x[test])
+    labels = info.get("labels") or LABELS + ["unknown"] * (probs.shape[1] - len(LABELS))
+    result = metrics(ds.digits[test], probs.argmax(axis=1), labels)
     result.update({"split": split.name, "fold": split.fold, "test_speakers": list(split.test_speakers),
                    "n_test": int(len(test)), "model": str(model_path), "data": data_paths(data),
                    "skipped": [list(p) for p in ds.problems + problems]})
@@ -170,12 +176,12 @@ def evaluate(run_or_model: str | Path, data: str | Path | None, split_name: str 
     return result
 
 
-def int8_model(model, x_train: np.ndarray, params, calibration: int = 500):
+def int8_model(model, x_train: np.ndarray, params, labels: list[str] = LABELS, calibration: int = 500):
     """(edge Model, TFLite bytes) of a Keras model, full-int8, calibrated on training matrices."""
     from ..convert.quantize import convert_keras, representative_set, runtime_model
 
     content = convert_keras(model, representative_set(x_train, calibration), "int8")
-    return runtime_model(content, params, LABELS), content
+    return runtime_model(content, params, labels), content
 
 
 def fold_model(run_dir: str | Path, fold: int):
@@ -189,7 +195,8 @@ def fold_model(run_dir: str | Path, fold: int):
     if not path.is_file():
         raise EdgeError(f"{path}: no fold model; run `audiomnist-edge evaluate {run_dir} --folds` first")
     params = FeatureParams.from_json((run_dir / "features.json").read_text())
-    return runtime_model(path.read_bytes(), params, LABELS)
+    labels = json.loads((run_dir / "folds.json").read_text()).get("labels", LABELS)
+    return runtime_model(path.read_bytes(), params, labels)
 
 
 def fold_held_out(run_dir: str | Path) -> list[tuple[int, list[str], list[tuple[Path, int]]]]:
@@ -246,9 +253,9 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
         split = make_split(ds, "speaker", k, recipe.seed)
         arrays = prepare(ds, split, params, recipe, synth, cache_dir, progress)
         model, _, _ = train_model(arrays, params, recipe, echo=echo if progress else None)
-        keras_m = metrics(arrays.y_test, predict(model, arrays.x_test).argmax(axis=1))
-        int8, content = int8_model(model, arrays.x_train, params)
-        m = metrics(arrays.y_test, runtime_probabilities(int8, arrays.x_test).argmax(axis=1))
+        keras_m = metrics(arrays.y_test, predict(model, arrays.x_test).argmax(axis=1), arrays.labels)
+        int8, content = int8_model(model, arrays.x_train, params, arrays.labels)
+        m = metrics(arrays.y_test, runtime_probabilities(int8, arrays.x_test).argmax(axis=1), arrays.labels)
         row = {"fold": k, "test_speakers": list(split.test_speakers),
                "accuracy": m["accuracy"], "macro_f1": m["macro"]["f1"],
                "keras_accuracy": keras_m["accuracy"], "n_test": int(len(arrays.y_test))}
@@ -266,7 +273,8 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
         result = {"split": "speaker", "protocol": protocol, "model": "int8 TFLite, device runtime",
                   "folds": rows, "accuracy": None, **fold_summary(rows, "accuracy"),
                   "keras": fold_summary(rows, "keras_accuracy"),
-                  "recipe": recipe.to_dict(), "features": params.to_dict(), "data": data_paths(data)}
+                  "recipe": recipe.to_dict(), "features": params.to_dict(), "data": data_paths(data),
+                  "labels": arrays.labels}
         result["accuracy"] = result["mean"]
         if conditions:
             from .conditions import fold_conditions

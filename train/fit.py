@@ -27,7 +27,8 @@ from ..atomic import new_folder, refuse_existing, refuse_foreign_folder
 from ..config import FeatureParams
 from .augment import AugmentParams
 from .cache import extract
-from .datasets import LABELS, Dataset, DatasetError, Split, load_many, make_split, problem_summary, stratified_random
+from .datasets import (LABELS, Dataset, DatasetError, Split, labels_for, load_many, make_split, problem_summary,
+                       stratified_random)
 
 # The seed project's features: whole clip, no trimming, no per-clip normalisation.
 SEED_FEATURES = dict(trim_db=None, cmvn=False)
@@ -51,6 +52,9 @@ class Recipe:
     """Folder(s) of synthetic clips (FSDD layout) added to every training set."""
     synth_copies: int = 1
     """Augmented copies per synthetic clip (besides the clean one)."""
+    backwards_unknown: float = 0.0
+    """Share of the real training clips also trained, played backwards and augmented once, as
+    ``unknown``: speech-like sounds of real voices that are no digit."""
     model_kwargs: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -75,6 +79,11 @@ class Arrays:
     y_test: np.ndarray
     summary: dict
     problems: list
+
+    @property
+    def labels(self) -> list[str]:
+        """The model's output labels: the digits, plus ``unknown`` when non-digit clips are in training."""
+        return labels_for(self.y_train)
 
 
 def _quiet_tf():
@@ -171,15 +180,27 @@ def prepare(ds: Dataset, split: Split, params: FeatureParams, recipe: Recipe,
                                 label=f"synthetic augmented x{recipe.synth_copies}")
             parts_x.append(xsa[oks].reshape(-1, *params.input_shape))
             parts_y.append(np.repeat(ys, recipe.synth_copies))
+    n_backwards = 0
+    if recipe.backwards_unknown > 0:
+        pick = train[np.random.default_rng([recipe.seed, 2]).random(len(train)) < recipe.backwards_unknown]
+        xb, okb, _ = extract([ds.clips[i] for i in pick], params, aug if augment else None, copies=1,
+                             seed=recipe.seed, cache_dir=cache_dir, progress=progress,
+                             label="backwards clips", backwards=True)
+        xb = xb[okb].reshape(-1, *params.input_shape)
+        parts_x.append(xb)
+        parts_y.append(np.full(len(xb), len(LABELS), dtype=y.dtype))
+        n_backwards = len(xb)
     x_train, y_train = np.concatenate(parts_x), np.concatenate(parts_y)
     speakers = np.array([c.speaker for c in ds.clips])
     summary = {
         "split": split.name, "fold": split.fold, "test_speakers": list(split.test_speakers),
         "clips": {"train": int(len(train)), "val": int(len(val)), "test": int(len(test)),
-                  "synthetic": n_synth, "training_examples": int(len(x_train))},
+                  "synthetic": n_synth, "backwards_unknown": n_backwards,
+                  "training_examples": int(len(x_train))},
         "speakers": {"train": sorted(set(speakers[train])), "val": sorted(set(speakers[val])),
                      "test": sorted(set(speakers[test]))},
         "train_per_digit": np.bincount(y[train], minlength=10).tolist(),
+        "training_examples_per_label": np.bincount(y_train).tolist(),
         "test_per_digit": np.bincount(y[test], minlength=10).tolist(),
         "skipped": [list(p) for p in problems],
     }
@@ -225,7 +246,8 @@ def train_model(arrays: Arrays, params: FeatureParams, recipe: Recipe, verbose: 
     from .models import build
 
     keras.utils.set_random_seed(recipe.seed)
-    model = build(recipe.arch, params.input_shape, arrays.x_train, **recipe.model_kwargs)
+    n_classes = len(arrays.labels)
+    model = build(recipe.arch, params.input_shape, arrays.x_train, n_classes=n_classes, **recipe.model_kwargs)
     steps = int(np.ceil(len(arrays.x_train) / recipe.batch_size)) * recipe.epochs
     schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, max(1, steps), alpha=0.02)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
@@ -241,8 +263,8 @@ def train_model(arrays: Arrays, params: FeatureParams, recipe: Recipe, verbose: 
             monitor="val_loss", patience=recipe.patience, restore_best_weights=True))
     start = time.time()
     history = model.fit(
-        arrays.x_train[order], keras.utils.to_categorical(arrays.y_train[order], 10),
-        validation_data=(arrays.x_val, keras.utils.to_categorical(arrays.y_val, 10)) if has_val else None,
+        arrays.x_train[order], keras.utils.to_categorical(arrays.y_train[order], n_classes),
+        validation_data=(arrays.x_val, keras.utils.to_categorical(arrays.y_val, n_classes)) if has_val else None,
         epochs=recipe.epochs, batch_size=recipe.batch_size, shuffle=True, verbose=verbose,
         callbacks=callbacks)
     seconds = time.time() - start
@@ -313,14 +335,14 @@ def run(data, out: str | Path | None = None, split_name: str = "official",
     model, history, t_train = train_model(arrays, params, recipe, verbose,
                                           echo if progress else None)
     probs = predict(model, arrays.x_test)
-    result = metrics(arrays.y_test, probs.argmax(axis=1))
+    result = metrics(arrays.y_test, probs.argmax(axis=1), arrays.labels)
     result.update({"split": split.name, "fold": split.fold,
                    "test_speakers": list(split.test_speakers), "n_test": int(len(arrays.y_test))})
     out = Path(out) if out else default_run_dir(recipe.arch, split)
     info = {
         "data": data_paths(data), "layout": ds.layout, "split": split.name,
         "fold": split.fold, "seed": recipe.seed, "recipe": recipe.to_dict(),
-        "labels": LABELS, "input_shape": list(params.input_shape),
+        "labels": arrays.labels, "input_shape": list(params.input_shape),
         "features_hash": params.stable_hash(), "parameters": int(model.count_params()),
         "data_summary": arrays.summary,
         "timing_seconds": {"features": round(t_features, 1), "training": round(t_train, 1),

@@ -104,7 +104,8 @@ def _shift(src: Path, rate: int, pitch_cents: int, tempo: float) -> np.ndarray:
         out = src.with_name(src.stem + "-shifted.wav")
         effects = (["pitch", str(pitch_cents)] if pitch_cents else []) + \
                   (["tempo", "-s", f"{tempo:.3f}"] if tempo != 1.0 else [])
-        subprocess.run(["sox", str(src), "-b", "16", str(out), *effects],
+        # -R: sox seeds its dither, so the same clip comes out byte for byte
+        subprocess.run(["sox", "-R", str(src), "-b", "16", str(out), *effects],
                        capture_output=True, check=True)
         src = out
     samples, sr = read_wav(src)

@@ -1,0 +1,136 @@
+"""The ``unknown`` class: the non-digit corpus, its loading, and a model trained and converted with it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from benchmarks.stream_bench import NON_DIGIT_WORDS
+from conftest import require
+
+from audiomnist_edge.train import nondigit
+from audiomnist_edge.train.datasets import LABELS, UNKNOWN, labels_for, load
+from audiomnist_edge.train.synth import WORDS as DIGIT_WORDS
+from audiomnist_edge.wav import read_wav, write_wav
+
+EXE = Path(sys.executable).parent / "audiomnist-edge"
+SOUNDS_LIKE_A_DIGIT = {"oh", "o", "won", "to", "too", "for", "fore", "ate", "nein", "tree", "free", "fine"}
+
+
+def tokens(phrases) -> set[str]:
+    return {w for phrase in phrases for w in phrase.split()}
+
+
+def test_words_are_neither_digits_nor_homophones_nor_the_benchmark_words() -> None:
+    words = tokens(nondigit.WORDS)
+    assert not words & set(DIGIT_WORDS)
+    assert not words & SOUNDS_LIKE_A_DIGIT
+    # rejection is measured on NON_DIGIT_WORDS: none of them may be trained as unknown
+    assert not words & set(NON_DIGIT_WORDS)
+    assert len(nondigit.WORDS) == len(set(nondigit.WORDS)) > 500
+
+
+@pytest.mark.parametrize("kind", nondigit.NOISE_KINDS)
+def test_noise_bursts_are_seeded_and_bounded(kind: str) -> None:
+    words = [np.sin(np.arange(4000) * f).astype(np.float32) for f in (0.1, 0.2, 0.3)]
+    a = nondigit.noise_clip(kind, 8000, np.random.default_rng(3), words)
+    b = nondigit.noise_clip(kind, 8000, np.random.default_rng(3), words)
+    c = nondigit.noise_clip(kind, 8000, np.random.default_rng(4), words)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert a.dtype == np.float32 and 0.25 * 8000 <= len(a) <= 1.2 * 8000
+    rms_db = 20 * np.log10(np.sqrt(np.mean(a.astype(np.float64) ** 2)))
+    assert -46 < rms_db < -9 and np.abs(a).max() <= 1
+
+
+def test_unknown_clips_load_as_class_10_from_synthetic_corpora_only(tmp_path) -> None:
+    rec = tmp_path / "corpus" / "recordings"
+    rec.mkdir(parents=True)
+    tone = np.sin(np.arange(4000) * 0.2).astype(np.float32) * 0.3
+    for name in ("3_a_0", "unknown_b_0", "unknown_b_1"):
+        write_wav(rec / f"{name}.wav", tone, 8000)
+    synthetic = load(tmp_path / "corpus", synthetic=True)
+    assert synthetic.digits.tolist() == [3, 10, 10] and not synthetic.problems
+    assert labels_for(synthetic.digits) == LABELS + [UNKNOWN] and labels_for(np.arange(10)) == LABELS
+    real = load(tmp_path / "corpus")
+    assert real.digits.tolist() == [3]
+    assert [name for name, _ in real.problems] == ["unknown_b_0.wav", "unknown_b_1.wav"]
+
+
+@pytest.fixture(scope="module")
+def unknown_corpus(tmp_path_factory) -> Path:
+    require(shutil.which("espeak-ng"), "espeak-ng not installed (apt-get install espeak-ng)")
+    return nondigit.generate(tmp_path_factory.mktemp("nd") / "nd", voices_per_word=2, n_noise=12,
+                             words=nondigit.WORDS[:15], progress=False)
+
+
+def test_generated_corpus_is_seeded_and_resumable(unknown_corpus, tmp_path) -> None:
+    files = sorted((unknown_corpus / "recordings").glob("*.wav"))
+    noise = [f for f in files if "_ndnoise_" in f.name]
+    recorded = [f for f in files if f.name.startswith(("unknown_ndfl", "unknown_ndfe"))]
+    assert len(noise) == 12 and len(recorded) == 15  # one recorded voice per word
+    assert 25 <= len(files) - 12 - 15 <= 30  # 15 words x 2 espeak voices, minus repeats
+    assert all(f.name.startswith("unknown_") for f in files)
+    for f in files:
+        samples, rate = read_wav(f)
+        assert rate == 8000 and len(samples) > 0.2 * rate and np.abs(samples).max() > 1e-3
+    again = nondigit.generate(tmp_path / "again", voices_per_word=2, n_noise=12,
+                              words=nondigit.WORDS[:15], progress=False)
+    assert [f.read_bytes() for f in sorted((again / "recordings").glob("*.wav"))] == \
+        [f.read_bytes() for f in files]
+    (files[0]).unlink()  # a lost clip is made again, the same
+    nondigit.generate(unknown_corpus, voices_per_word=2, n_noise=12, words=nondigit.WORDS[:15],
+                      progress=False)
+    assert files[0].read_bytes() == (again / "recordings" / files[0].name).read_bytes()
+
+
+def test_a_model_trained_with_unknown_clips_has_an_unknown_output(fsdd, unknown_corpus, tmp_path) -> None:
+    pytest.importorskip("tensorflow")
+    rec = tmp_path / "tiny" / "recordings"
+    rec.mkdir(parents=True)
+    for speaker in ("george", "jackson"):
+        for digit in range(10):
+            for take in range(3):
+                name = f"{digit}_{speaker}_{take}.wav"
+                shutil.copy(fsdd / "recordings" / name, rec / name)
+    run = tmp_path / "run"
+    subprocess.run([str(EXE), "train", "--data", str(rec.parent), "--split", "speaker", "--fold", "0",
+                    "--arch", "ann", "--epochs", "1", "--augment", "0", "--synth", str(unknown_corpus),
+                    "--synth-copies", "0", "--cache-dir", str(tmp_path / "cache"), "--out", str(run)],
+                   check=True, capture_output=True, timeout=300)
+    info = json.loads((run / "run.json").read_text())
+    n_unknown = len(list((unknown_corpus / "recordings").glob("*.wav")))
+    assert info["labels"] == LABELS + [UNKNOWN]
+    assert info["data_summary"]["training_examples_per_label"][10] == n_unknown
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(metrics["confusion_matrix"]) == 11 and metrics["labels"][-1] == UNKNOWN
+    assert sum(map(sum, metrics["confusion_matrix"])) == metrics["n_test"] == 30
+    model = tmp_path / "model.tflite"
+    # float32: a one-epoch model's int8 copy may disagree with it too often for convert's check
+    converted = subprocess.run([str(EXE), "convert", str(run), "--quant", "float32", "--out", str(model)],
+                               capture_output=True, text=True, timeout=300)
+    assert converted.returncode == 0, converted.stderr
+    shown = subprocess.run([str(EXE), "info", "--model", str(model), "--json"], capture_output=True,
+                           text=True, check=True, timeout=60)
+    assert json.loads(shown.stdout)["metadata"]["labels"] == LABELS + [UNKNOWN]
+
+
+@pytest.mark.parametrize(("label", "confidence", "listen_says", "predict_says"), [
+    ("unknown", 0.81, "?  not a digit (unknown 0.81)", "? not a digit (unknown 0.81)"),
+    ("7", 0.31, "?  unknown (7? 0.31 < 0.50)", "? unknown (7? 0.31)"),
+    ("7", 0.91, "7  (0.91)", "7 (0.91)"),
+])
+def test_a_rejected_non_digit_reads_differently_from_a_doubtful_digit(label, confidence, listen_says,
+                                                                    predict_says) -> None:
+    from audiomnist_edge import listen, predict
+    from audiomnist_edge.recognizer import Detection
+
+    digit = label if label.isdigit() and confidence >= 0.5 else None
+    detection = Detection(0.5, 1.0, digit, label, confidence, 2.0, 120.0, False, ((label, confidence),))
+    assert listen_says in listen.describe(detection, 0.5)
+    record = {"file": "x.wav", "utterances": [predict.utterance_record(detection)], "ms": 1.0}
+    assert predict_says in predict.describe(record)
