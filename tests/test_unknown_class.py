@@ -100,12 +100,16 @@ def test_a_model_trained_with_unknown_clips_has_an_unknown_output(fsdd, unknown_
     run = tmp_path / "run"
     subprocess.run([str(EXE), "train", "--data", str(rec.parent), "--split", "speaker", "--fold", "0",
                     "--arch", "ann", "--epochs", "1", "--augment", "0", "--synth", str(unknown_corpus),
-                    "--synth-copies", "0", "--cache-dir", str(tmp_path / "cache"), "--out", str(run)],
+                    "--synth-copies", "0", "--backwards-unknown", "0.5", "--cache-dir", str(tmp_path / "cache"),
+                    "--out", str(run)],
                    check=True, capture_output=True, timeout=300)
     info = json.loads((run / "run.json").read_text())
     n_unknown = len(list((unknown_corpus / "recordings").glob("*.wav")))
     assert info["labels"] == LABELS + [UNKNOWN]
-    assert info["data_summary"]["training_examples_per_label"][10] == n_unknown
+    clips = info["data_summary"]["clips"]
+    # about half the real training clips come back once more, played backwards, as unknown
+    assert 0.3 * clips["train"] < clips["backwards_unknown"] < 0.7 * clips["train"]
+    assert info["data_summary"]["training_examples_per_label"][10] == n_unknown + clips["backwards_unknown"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert len(metrics["confusion_matrix"]) == 11 and metrics["labels"][-1] == UNKNOWN
     assert sum(map(sum, metrics["confusion_matrix"])) == metrics["n_test"] == 30
