@@ -63,7 +63,8 @@ def test_unknown_clips_load_as_class_10_from_synthetic_corpora_only(tmp_path) ->
 
 @pytest.fixture(scope="module")
 def unknown_corpus(tmp_path_factory) -> Path:
-    require(shutil.which("espeak-ng"), "espeak-ng not installed (apt-get install espeak-ng)")
+    for program in ("espeak-ng", "flite", "festival", "sox"):
+        require(shutil.which(program), f"{program} not installed (apt-get install {program})")
     return nondigit.generate(tmp_path_factory.mktemp("nd") / "nd", voices_per_word=2, n_noise=12,
                              words=nondigit.WORDS[:15], progress=False)
 
