@@ -139,3 +139,15 @@ def test_a_rejected_non_digit_reads_differently_from_a_doubtful_digit(label, con
     assert listen_says in listen.describe(detection, 0.5)
     record = {"file": "x.wav", "utterances": [predict.utterance_record(detection)], "ms": 1.0}
     assert predict_says in predict.describe(record)
+
+
+def test_a_digit_called_unknown_is_an_error_and_macro_averages_cover_the_digits() -> None:
+    from audiomnist_edge.train.evaluate import metrics
+
+    y_true = np.array([0, 0, 1, 1])
+    result = metrics(y_true, np.array([0, 10, 1, 1]), LABELS + [UNKNOWN])
+    assert result["accuracy"] == 0.75 and result["labels"][-1] == UNKNOWN
+    assert result["per_class"][UNKNOWN] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert result["confusion_matrix"][0][10] == 1
+    digits = [result["per_class"][d]["recall"] for d in LABELS]
+    assert result["macro"]["recall"] == pytest.approx(np.mean(digits))
