@@ -172,3 +172,24 @@ def test_readme_resampling_figures_are_the_committed_results() -> None:
     assert (f"leaves {quality['soxr']['alias_4100_db']:.0f} dB and "
             f"{quality['numpy']['alias_4100_db']:.0f} dB") in " ".join(readme.split())
     assert result["speedup"]["whole"]["median"] >= 5  # issue 12's target, in the committed run
+
+
+@pytest.mark.parametrize("rate_in,rate_out", [(767_999, 8000), (8000, 767_999), (999_983, 16000)])
+def test_rates_without_a_common_divisor_keep_the_phase_table_small(rate_in: int, rate_out: int) -> None:
+    """The exact 767,999 -> 8,000 Hz ratio needs a 26-million-entry table (209 MB); a near one serves."""
+    from audiomnist_edge.resample import MAX_TABLE, PolyphaseStream
+
+    stream = PolyphaseStream(rate_in, rate_out)
+    assert stream.taps.size <= MAX_TABLE
+    assert abs(stream.up / stream.down - rate_out / rate_in) < 3.3e-5 * rate_out / rate_in
+    n = rate_in // 4  # a quarter second of a 440 Hz tone keeps its pitch
+    y = resample(np.sin(2 * np.pi * 440 * np.arange(n) / rate_in), rate_in, rate_out, "numpy")
+    assert abs(len(y) - n * rate_out / rate_in) <= 2
+    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    assert abs(np.argmax(spectrum) * rate_out / len(y) - 440) < 8
+
+
+def test_rates_with_a_common_divisor_are_exact() -> None:
+    from audiomnist_edge.resample import polyphase_ratio
+
+    assert polyphase_ratio(44100, 8000) == (80, 441) and polyphase_ratio(7999, 8000) == (8000, 7999)
