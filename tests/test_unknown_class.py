@@ -73,8 +73,9 @@ def test_generated_corpus_is_seeded_and_resumable(unknown_corpus, tmp_path) -> N
     files = sorted((unknown_corpus / "recordings").glob("*.wav"))
     noise = [f for f in files if "_ndnoise_" in f.name]
     recorded = [f for f in files if f.name.startswith(("unknown_ndfl", "unknown_ndfe"))]
-    assert len(noise) == 12 and len(recorded) == 15  # one recorded voice per word
-    assert 25 <= len(files) - 12 - 15 <= 30  # 15 words x 2 espeak voices, minus repeats
+    foreign = [f for f in files if f.name.startswith("unknown_ndfo")]
+    assert len(noise) == 12 and len(recorded) == len(foreign) == 15  # one of each per word
+    assert 25 <= len(files) - 12 - 30 <= 30  # 15 words x 2 espeak voices, minus repeats
     assert all(f.name.startswith("unknown_") for f in files)
     for f in files:
         samples, rate = read_wav(f)

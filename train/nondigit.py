@@ -1,4 +1,4 @@
-"""Non-digit clips for the model's ``unknown`` class: espeak-ng words and noise, training only.
+"""Non-digit clips for the model's ``unknown`` class: synthetic words and noise, training only.
 
 A model trained with these clips (``train --synth DIR``) has an eleventh output,
 ``unknown``; ``predict`` and ``listen`` report an utterance whose best label is
@@ -8,9 +8,11 @@ A model trained with these clips (``train --synth DIR``) has an eleventh output,
   "ten", "twenty", "fortieth"), each spoken by ``voices_per_word`` espeak-ng
   voices (formant synthesis, own speed and pitch) and by one of the voices
   made from recordings of two real people, kal and awb (flite kal, flite awb,
-  festival kal), shifted in pitch and tempo by sox. Words that sound like a
-  digit ("oh", "to", "for", "won", "ate") are left out: calling them unknown
-  would teach the model to reject the digit itself. The benchmarks measure
+  festival kal), and by one festival voice of another language (Italian,
+  Catalan, Czech, Finnish or Russian, reading the English spelling), all
+  shifted in pitch and tempo by sox. Words that sound like a digit ("oh",
+  "to", "for", "won", "ate") are left out: calling them unknown would teach
+  the model to reject the digit itself. The benchmarks measure
   rejection on a different word list spoken by three other people (flite rms
   and slt, festival ked), so neither the words nor the people of that
   measurement are seen here.
@@ -89,8 +91,14 @@ WORDS = tuple(dict.fromkeys(NEAR_MISSES + EVERYDAY)) + PHRASES
 """Everything the voices say: near-misses, everyday words, short phrases (no digit homophones)."""
 NOISE_KINDS = ("white", "pink", "brown", "hum", "click", "babble")
 RECORDED_VOICES = (("flite", "kal"), ("flite", "awb"), ("festival", "kal_diphone"))
-"""(engine, voice) of the voices from recordings of real people; the benchmarks' people are others."""
-VERSION = 2
+"""(engine, voice) of English voices from recordings of real people; the benchmarks' people are others."""
+FOREIGN_VOICES = ("lp_diphone", "pc_diphone", "upc_ca_ona_hts", "czech_dita", "czech_machac",
+                  "hy_fi_mv_diphone", "suo_fi_lj_diphone", "msu_ru_nsh_clunits")
+"""festival voices of other languages (Italian, Catalan, Czech, Finnish, Russian; women and men)
+reading the words with their own letter-to-sound rules: real voices saying no English digit."""
+FOREIGN_PACKAGES = ("festvox-italp16k", "festvox-itapc16k", "festvox-ca-ona-hts", "festvox-czech-dita",
+                    "festvox-czech-machac", "festvox-suopuhe-lj", "festvox-suopuhe-mv", "festvox-ru")
+VERSION = 3
 
 
 def corpus_dir(voices_per_word: int, n_noise: int, rate: int, seed: int) -> Path:
@@ -122,9 +130,10 @@ def generate(out: str | Path | None = None, voices_per_word: int = 2, n_noise: i
     """Write the non-digit corpus and return its root (skips clips already present).
 
     Each of the ``words`` is spoken by ``voices_per_word`` espeak-ng voices drawn
-    at random (speaker ``nd{accent}x{variant}``) and by one RECORDED_VOICES voice
-    (speaker ``nd{engine}{voice}``); ``n_noise`` noise bursts are spread over
-    NOISE_KINDS (speaker ``ndnoise``).
+    at random (speaker ``nd{accent}x{variant}``), by one RECORDED_VOICES voice
+    (speaker ``nd{engine}{voice}``) and by one FOREIGN_VOICES voice (speaker
+    ``ndfo{k}``); ``n_noise`` noise bursts are spread over NOISE_KINDS
+    (speaker ``ndnoise``).
     """
     import shutil
     import tempfile
@@ -150,6 +159,11 @@ def generate(out: str | Path | None = None, voices_per_word: int = 2, n_noise: i
         path = rec / f"unknown_nd{engine[:2]}{voice.split('_')[0]}_{w}.wav"
         if not path.exists():
             recorded_jobs.append((path, word, engine, voice, cents, tempo))
+        k = int(rng.integers(len(FOREIGN_VOICES)))
+        cents, tempo = int(rng.integers(*PITCH_CENTS)), round(float(rng.uniform(*TEMPO)), 3)
+        path = rec / f"unknown_ndfo{k}_{w}.wav"
+        if not path.exists():
+            recorded_jobs.append((path, word, "festival", FOREIGN_VOICES[k], cents, tempo))
 
     def write(path: Path, samples: np.ndarray) -> None:
         tmp = path.with_suffix(".tmp")
@@ -168,12 +182,12 @@ def generate(out: str | Path | None = None, voices_per_word: int = 2, n_noise: i
         for done, _ in enumerate(pool.map(say, jobs), 1):
             if progress and (done % 100 == 0 or done == len(jobs)):
                 print(f"\rnondigit words: {done}/{total} clips", end="", file=sys.stderr)
-    if festival:
+    for voice in dict.fromkeys(j[3] for j in festival):
+        mine = [j for j in festival if j[3] == voice]
         with tempfile.TemporaryDirectory() as tmp:
-            # festival stretches duration itself (one process for every word); sox shifts the pitch
-            raw = speak_festival([j[1] for j in festival], festival[0][3], [1.0 / j[5] for j in festival],
-                                 Path(tmp))
-            for (path, _, _, _, cents, _), wav in zip(festival, raw):
+            # festival stretches duration itself (one process per voice); sox shifts the pitch
+            raw = speak_festival([j[1] for j in mine], voice, [1.0 / j[5] for j in mine], Path(tmp))
+            for (path, _, _, _, cents, _), wav in zip(mine, raw):
                 write(path, _shift(wav, rate, cents, 1.0))
     if progress and total:
         print(f"\rnondigit words: {total}/{total} clips", file=sys.stderr)
