@@ -19,7 +19,7 @@ import click
 
 from .interpreter import BACKENDS
 from .model import Model
-from .recognizer import Detection, Recognizer
+from .recognizer import MIN_CONFIDENCE, Detection, Recognizer
 from .sources import PCM_FORMATS, Blocks, Microphone, file_blocks, input_devices, pcm_blocks
 from .stream import GateParams, SequenceGrouper
 from .wav import AudioError
@@ -171,7 +171,7 @@ def _warn(message: str) -> None:
 @click.option(
     "--min-confidence",
     type=click.FloatRange(0, 1),
-    default=0.5,
+    default=MIN_CONFIDENCE,
     show_default=True,
     callback=_finite,
     help="Decisions less probable than this are reported as unknown.",

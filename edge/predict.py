@@ -18,7 +18,7 @@ import click
 from .errors import EdgeError
 from .interpreter import BACKENDS
 from .model import Model
-from .recognizer import Detection, label_value, recognize_file
+from .recognizer import MIN_CONFIDENCE, Detection, label_value, recognize_file
 from .wav import SOUNDFILE_SUFFIXES
 
 AUDIO_SUFFIXES = {".wav"} | SOUNDFILE_SUFFIXES
@@ -58,7 +58,7 @@ def utterance_record(detection: Detection) -> dict[str, Any]:
     }
 
 
-def predict_file(model: Model, path: str, top_k: int, min_confidence: float = 0.5) -> dict[str, Any]:
+def predict_file(model: Model, path: str, top_k: int, min_confidence: float = MIN_CONFIDENCE) -> dict[str, Any]:
     """The JSON record for one audio file.
 
     ``utterances`` lists every decision with its times; ``sequence`` joins them
@@ -129,7 +129,7 @@ def describe(record: dict[str, Any]) -> str:
 @click.option(
     "--min-confidence",
     type=click.FloatRange(0, 1),
-    default=0.5,
+    default=MIN_CONFIDENCE,
     show_default=True,
     callback=lambda ctx, param, value: _finite(value),
     help="Decisions less probable than this are reported as unknown (as in listen).",

@@ -22,6 +22,8 @@ from .stream import GateParams, Segmenter, Utterance
 from .wav import open_audio
 
 BLOCK_SECONDS = 0.05  # block length when reading a file
+MIN_CONFIDENCE = 0.5
+"""The default gate: a digit decided with a lower probability is reported as unknown."""
 
 
 def label_value(label: str | None) -> int | str | None:
@@ -84,7 +86,7 @@ class Recognizer:
         model: Model,
         source_rate: int,
         gate: GateParams | None = None,
-        min_confidence: float = 0.5,
+        min_confidence: float = MIN_CONFIDENCE,
         shifts: int = 4,
         top_k: int = 3,
     ) -> None:

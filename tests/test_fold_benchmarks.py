@@ -117,11 +117,12 @@ def test_rejection_gate_folds(fold_run, tmp_path) -> None:
     assert len(digit_sets) == 2 and all(out["clips"][name] == 12 * len(FOLDS) for name in digit_sets)
     # the held-out digits again, played backwards: found as utterances, though not all of them
     assert 0 < out["clips"]["the held-out speakers' digits played backwards"] <= 12 * len(FOLDS)
-    assert [row["keep_training_digits"] for row in out["rows"]] == [0.99, 0.95, 0.90, 0.85, None]
+    assert [row["keep_training_digits"] for row in out["rows"]] == [0.99, 0.95, 0.90, 0.85, None, None, None]
+    assert [row["min_confidence"] for row in out["rows"][-3:]] == [0.3, 0.4, 0.5]
     for row in out["rows"]:
         assert len(row["min_confidence_per_fold"]) == len(FOLDS)
         assert all(0 <= row[name] <= 1 for name in out["clips"])
-    thresholds = [row["min_confidence"] for row in out["rows"][:-1]]
+    thresholds = [row["min_confidence"] for row in out["rows"][:-3]]
     assert thresholds == sorted(thresholds)  # keeping fewer calibration digits takes a higher threshold
 
 
