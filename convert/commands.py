@@ -145,7 +145,7 @@ def convert_run(run_dir: str | Path, quant: str = "int8", out: str | Path | None
     with click.progressbar(length=len(x_test), label=f"verifying {quant} on the device runtime",
                            file=sys.stderr, show_pos=True) as bar:
         tflite_probs = runtime_probabilities(runtime, x_test, bar.update)
-    figures = verify(keras_probs, tflite_probs, y_test)
+    figures = verify(keras_probs, tflite_probs, y_test, labels)
     targets = check_figures(figures, sizes, quant)
 
     echo("timing the reference benchmark")

@@ -14,14 +14,16 @@ import io
 import logging
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from audiomnist_edge.artifact import Artifact
 from audiomnist_edge.config import FeatureParams
 from audiomnist_edge.errors import EdgeError
-from audiomnist_edge.model import Model
+from audiomnist_edge.model import Model, decision_indices
+
+DIGITS = tuple(str(d) for d in range(10))
 
 log = logging.getLogger(__name__)
 
@@ -127,18 +129,20 @@ def tensor_quantization(details: dict[str, Any]) -> dict[str, Any]:
             "zero_point": int(zero_point), "shape": [int(n) for n in details["shape"]]}
 
 
-def verify(keras_probs: np.ndarray, tflite_probs: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
-    """Accuracy of both models, their top-1 agreement and the accuracy drop.
+def verify(keras_probs: np.ndarray, tflite_probs: np.ndarray, y_test: np.ndarray,
+           labels: Sequence[str] = DIGITS) -> dict[str, Any]:
+    """Accuracy of both models, their agreement and the accuracy drop, deciding as the runtime does.
 
     Args:
         keras_probs: Keras model outputs, shape (n, n_labels).
         tflite_probs: converted model outputs through the runtime, shape (n, n_labels).
         y_test: true label indices, shape (n,).
+        labels: the model's labels (``decision_indices`` decides an ``unknown`` label).
     Returns:
         keras_accuracy and tflite_accuracy (fractions), agreement (fraction of
-        identical top-1 decisions), drop_points (percentage points lost), n_test.
+        identical decisions), drop_points (percentage points lost), n_test.
     """
-    keras_top, tflite_top = keras_probs.argmax(axis=1), tflite_probs.argmax(axis=1)
+    keras_top, tflite_top = decision_indices(keras_probs, labels), decision_indices(tflite_probs, labels)
     y = np.asarray(y_test)
     keras_accuracy = float(np.mean(keras_top == y))
     tflite_accuracy = float(np.mean(tflite_top == y))

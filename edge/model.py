@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -22,6 +22,26 @@ from .resample import resample
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.tflite"
+UNKNOWN_AT = 0.8
+"""A label that is not a digit (a model's ``unknown``) is decided only with at least this
+probability; below it, the most probable digit is."""
+
+
+def decision_indices(probabilities: np.ndarray, labels: Sequence[str], unknown_at: float = UNKNOWN_AT) -> np.ndarray:
+    """The decided label index of each row of ``probabilities``, shape (n, n_labels) -> (n,).
+
+    The most probable label (ties to the one listed first), unless it is not a
+    digit and less probable than ``unknown_at``: then the most probable digit.
+    A model whose labels are all digits decides by its most probable label alone.
+    """
+    p = np.atleast_2d(np.asarray(probabilities, dtype=np.float32))
+    best = np.argmax(p, axis=1)  # the first of equal maxima, as a stable sort would rank them
+    is_digit = np.array([label.isdigit() for label in labels])
+    if is_digit.all():
+        return best
+    best_digit = np.argmax(np.where(is_digit, p, -np.inf), axis=1)
+    weak = ~is_digit[best] & (p[np.arange(len(p)), best] < unknown_at)
+    return np.where(weak, best_digit, best)
 
 
 def probe_signal(sample_rate: int, seconds: float = 1.0) -> np.ndarray:
@@ -114,16 +134,18 @@ class Model:
             y = (y.astype(np.float32) - zero_point) * scale
         return y.astype(np.float32)
 
-    def decide(self, probabilities: np.ndarray, top_k: int = 3) -> Prediction:
-        """The Prediction for a probability vector, shape (n_labels,).
+    def decide(self, probabilities: np.ndarray, top_k: int = 3, unknown_at: float = UNKNOWN_AT) -> Prediction:
+        """The Prediction for a probability vector, shape (n_labels,): ``decision_indices``'s label.
 
-        Ties go to the label listed first (the lowest digit): a stable sort of the
-        negated probabilities, so every machine ranks equal int8 outputs alike.
+        ``top`` ranks the labels by probability; ties go to the label listed first
+        (the lowest digit): a stable sort of the negated probabilities, so every
+        machine ranks equal int8 outputs alike.
         """
         probabilities = np.asarray(probabilities, dtype=np.float32).reshape(-1)
         order = np.argsort(-probabilities, kind="stable")[: max(1, top_k)]
         top = [(self.labels[i], float(probabilities[i])) for i in order]
-        return Prediction(label=top[0][0], probability=top[0][1], top=top)
+        chosen = int(decision_indices(probabilities, self.labels, unknown_at)[0])
+        return Prediction(label=self.labels[chosen], probability=float(probabilities[chosen]), top=top)
 
     def self_check(self) -> Prediction:
         """Decide on a probe signal; ModelError unless that works and gives finite probabilities.

@@ -107,9 +107,10 @@ def test_48k_24bit_files_give_the_same_digits(model_path, clips, tmp_path) -> No
 
 def test_ties_go_to_the_lower_label() -> None:
     """predict breaks ties as argmax does (convert's verification), so their figures agree."""
-    probabilities = np.zeros(10, dtype=np.float32)
+    model = Model.load(DEFAULT_MODEL)
+    probabilities = np.zeros(len(model.labels), dtype=np.float32)
     probabilities[[0, 2, 9]] = [0.375, 0.375, 0.25]
-    decision = Model.load(DEFAULT_MODEL).decide(probabilities, top_k=3)
+    decision = model.decide(probabilities, top_k=3)
     assert [label for label, _ in decision.top] == ["0", "2", "9"] and decision.label == "0"
 
 

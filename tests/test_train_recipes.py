@@ -142,6 +142,16 @@ def test_folds_with_conditions_score_each_fold_model(synth_run, cache_dir, tmp_p
     clip, predict = (folds["conditions"][d]["mean"] for d in ("clip", "predict"))
     for name in clip:
         assert f"{name:<12} {clip[name]:7.2%} ({clip[name]:6.2%})  {predict[name]:7.2%}" in result.stdout
+    # the saved fold model scored again without training: the same figures (same decision rule)
+    again = cli("evaluate", run, "--folds", "--rescore", "--json", "--cache-dir", cache_dir)
+    assert again.returncode == 0, again.stderr
+    rescored = json.loads(again.stdout)
+    assert rescored["rescored"] and rescored == json.loads((run / "folds.json").read_text())
+    for before, after in zip(folds["folds"], rescored["folds"]):
+        assert (after["accuracy"], after["n_test"]) == (before["accuracy"], before["n_test"])
+        assert {d: t["accuracy"] for d, t in after["conditions"].items()} == \
+            {d: t["accuracy"] for d, t in before["conditions"].items()}
+    assert (rescored["mean"], rescored["conditions"]) == (folds["mean"], folds["conditions"])
     # PocketSphinx beside each fold's own model, on that fold's held-out speakers, same audio
     pytest.importorskip("pocketsphinx")
     bench = subprocess.run([sys.executable, "-m", "benchmarks.pocketsphinx_compare", "--folds", str(run),
@@ -152,6 +162,15 @@ def test_folds_with_conditions_score_each_fold_model(synth_run, cache_dir, tmp_p
     (only,) = report["sets"]
     assert only["label"] == "fold 0 (george)" and only["result"]["n"] == 4
     assert report["model"] == "each fold's own int8 model"
+
+
+def test_rescore_without_folds_is_one_line(synth_run, tmp_path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(synth_run, run)
+    (run / "folds.json").unlink(missing_ok=True)
+    result = cli("evaluate", run, "--folds", "--rescore")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "no folds.json to rescore" in result.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("only, message", [("7", "fold 7 out of range: this corpus has 3 speaker folds"),

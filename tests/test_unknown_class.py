@@ -177,3 +177,19 @@ def test_packaged_model_rejects_words_that_are_no_digits(tmp_path) -> None:
     assert len(records) == len(paths)
     as_digit = [any(u["digit"] is not None for u in r["utterances"]) for r in records]
     assert 1 - np.mean(as_digit) >= REJECTED_FLOOR, f"{np.mean(as_digit):.3f} of {len(paths)} words reported as digits"
+
+
+def test_unknown_needs_its_threshold_to_win_else_the_best_digit_does() -> None:
+    from audiomnist_edge.model import UNKNOWN_AT, decision_indices
+
+    labels = LABELS + [UNKNOWN]
+    p = np.zeros((4, 11), dtype=np.float32)
+    p[0, [3, 10]] = 0.2, 0.8        # unknown at the threshold: unknown
+    p[1, [3, 10]] = 0.3, 0.7        # unknown most probable, under the threshold: the best digit
+    p[2, [3, 7, 10]] = 0.6, 0.1, 0.3  # a digit most probable: that digit
+    p[3, [2, 5]] = 0.5, 0.5         # a tie: the label listed first
+    assert UNKNOWN_AT == 0.8
+    assert decision_indices(p, labels).tolist() == [10, 3, 3, 2]
+    assert decision_indices(p, labels, unknown_at=0.5).tolist() == [10, 10, 3, 2]
+    assert decision_indices(p, labels, unknown_at=1.01).tolist() == [3, 3, 3, 2]
+    assert decision_indices(p[:, :10], LABELS).tolist() == np.argmax(p[:, :10], axis=1).tolist()

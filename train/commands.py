@@ -135,6 +135,9 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
 @click.option("--folds", "all_folds", is_flag=True,
               help="Train and score every speaker-independent fold with the run's recipe.")
 @click.option("--only", type=str, default=None, help="With --folds: comma-separated fold numbers.")
+@click.option("--rescore", is_flag=True,
+              help="With --folds: score the saved int8 fold models (RUN/folds/) again without training, "
+                   "e.g. after a change in how decisions are made; Keras figures are kept.")
 @click.option("--conditions", "capture_conditions", is_flag=True,
               help="Score the run's int8 model (device runtime) on its held-out clips under "
                    "every capture condition (noise, rooms, hum, telephone, ...).")
@@ -146,7 +149,7 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
                    "gate). --folds --conditions scores both.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
-def evaluate(run_or_model, data, split_name, fold, all_folds, only, capture_conditions, model_path,
+def evaluate(run_or_model, data, split_name, fold, all_folds, only, rescore, capture_conditions, model_path,
              decision, as_json, cache_dir):
     """Re-score a run (or a .keras model) on a split of a corpus.
 
@@ -167,6 +170,7 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, capture_cond
       audiomnist-edge evaluate runs/cnn-official-X --data ../shared/datasets/fsdd --folds
       audiomnist-edge evaluate runs/cnn-official-X --conditions
       audiomnist-edge evaluate runs/cnn-official-X --folds --conditions
+      audiomnist-edge evaluate runs/cnn-official-X --folds --rescore
     """
     _check_run(run_or_model, needs_model=not (all_folds or capture_conditions))
     _setup()
@@ -192,8 +196,15 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, capture_cond
         except ValueError:
             raise click.BadParameter(f"{only!r} is not a comma-separated list of fold numbers",
                                      param_hint="--only") from None
-        result = folds(run_dir, data or info["data"], only=only_folds, cache_dir=cache_dir,
-                       progress=not as_json, echo=_echo, conditions=capture_conditions)
+        if rescore:
+            if not (run_dir / "folds.json").is_file():
+                raise EdgeError(f"{run_dir}: no folds.json to rescore; run `evaluate {run_dir} --folds` first")
+            from .evaluate import rescore_folds
+
+            result = rescore_folds(run_dir, cache_dir, progress=not as_json)
+        else:
+            result = folds(run_dir, data or info["data"], only=only_folds, cache_dir=cache_dir,
+                           progress=not as_json, echo=_echo, conditions=capture_conditions)
         if as_json:
             click.echo(json.dumps(result, indent=1))
         else:

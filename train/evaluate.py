@@ -8,14 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model import decision_indices
 from .datasets import LABELS, load_many, make_split, n_speaker_folds
 
 
 def metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str] = LABELS) -> dict:
     """Accuracy (fraction), per-class precision/recall/F1/support, macro averages, confusion.
 
-    Class indices index ``labels``; with an ``unknown`` label, a digit predicted as
-    unknown counts as an error, and the macro averages cover the digits only.
+    ``y_pred`` are decided label indices (``model.decision_indices``) into
+    ``labels``; with an ``unknown`` label, a digit decided as unknown counts as
+    an error, and the macro averages cover the digits only.
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     n_classes = len(labels)
@@ -167,7 +169,7 @@ def evaluate(run_or_model: str | Path, data: str | Path | None, split_name: str 
     model = keras.models.load_model(model_path, compile=False)
     probs = predict(model, x[test])
     labels = info.get("labels") or LABELS + ["unknown"] * (probs.shape[1] - len(LABELS))
-    result = metrics(ds.digits[test], probs.argmax(axis=1), labels)
+    result = metrics(ds.digits[test], decision_indices(probs, labels), labels)
     result.update({"split": split.name, "fold": split.fold, "test_speakers": list(split.test_speakers),
                    "n_test": int(len(test)), "model": str(model_path), "data": data_paths(data),
                    "skipped": [list(p) for p in ds.problems + problems]})
@@ -253,9 +255,10 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
         split = make_split(ds, "speaker", k, recipe.seed)
         arrays = prepare(ds, split, params, recipe, synth, cache_dir, progress)
         model, _, _ = train_model(arrays, params, recipe, echo=echo if progress else None)
-        keras_m = metrics(arrays.y_test, predict(model, arrays.x_test).argmax(axis=1), arrays.labels)
-        int8, content = int8_model(model, arrays.x_train, params, arrays.labels)
-        m = metrics(arrays.y_test, runtime_probabilities(int8, arrays.x_test).argmax(axis=1), arrays.labels)
+        labels = arrays.labels
+        keras_m = metrics(arrays.y_test, decision_indices(predict(model, arrays.x_test), labels), labels)
+        int8, content = int8_model(model, arrays.x_train, params, labels)
+        m = metrics(arrays.y_test, decision_indices(runtime_probabilities(int8, arrays.x_test), labels), labels)
         row = {"fold": k, "test_speakers": list(split.test_speakers),
                "accuracy": m["accuracy"], "macro_f1": m["macro"]["f1"],
                "keras_accuracy": keras_m["accuracy"], "n_test": int(len(arrays.y_test))}
@@ -284,4 +287,44 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
             (target / "folds").mkdir(parents=True, exist_ok=True)
             (target / "folds" / f"fold-{k}.tflite").write_bytes(content)
             (target / "folds.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def rescore_folds(run_dir: str | Path, cache_dir=None, progress: bool = True) -> dict:
+    """Score the saved int8 fold models of ``evaluate RUN --folds`` again, without training.
+
+    For a change in how decisions are made (``model.decision_indices``, the
+    recognizer's gate): each ``RUN/folds/fold-K.tflite`` on its fold's held-out
+    clips, clean and, where ``folds.json`` has them, under every capture
+    condition on both decision paths. The Keras figures from training are kept
+    as they were. ``folds.json`` is rewritten, marked ``"rescored"``.
+    """
+    from ..config import FeatureParams
+    from ..convert.quantize import runtime_probabilities
+    from .cache import extract
+    from .conditions import DECISIONS, condition_table, fold_conditions
+
+    run_dir = Path(run_dir)
+    result = json.loads((run_dir / "folds.json").read_text())
+    labels = result.get("labels", LABELS)
+    params = FeatureParams.from_dict(result["features"])
+    ds = load_many(result["data"])
+    x, ok, _ = extract(ds.clips, params, cache_dir=cache_dir, progress=progress, label=f"{ds.layout} features")
+    seed = result["recipe"].get("seed", 0)
+    for row in result["folds"]:
+        split = make_split(ds, "speaker", row["fold"], seed)
+        test = split.test[ok[split.test]]
+        model = fold_model(run_dir, row["fold"])
+        m = metrics(ds.digits[test], decision_indices(runtime_probabilities(model, x[test]), labels), labels)
+        row.update(accuracy=m["accuracy"], macro_f1=m["macro"]["f1"], n_test=int(len(test)))
+        if "conditions" in row:
+            clips = [(ds.clips[i].path, ds.clips[i].digit) for i in split.test]
+            row["conditions"] = {d: condition_table(model, clips, seed=seed, progress=progress, decision=d)
+                                 for d in DECISIONS}
+    result.update(fold_summary(result["folds"], "accuracy"))
+    result["accuracy"] = result["mean"]
+    if "conditions" in result:
+        result["conditions"] = {d: fold_conditions(result["folds"], d) for d in result["conditions"]}
+    result["rescored"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    (run_dir / "folds.json").write_text(json.dumps(result, indent=1) + "\n")
     return result

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..atomic import new_folder, refuse_existing, refuse_foreign_folder
 from ..config import FeatureParams
+from ..model import decision_indices
 from .augment import AugmentParams
 from .cache import extract
 from .datasets import (LABELS, Dataset, DatasetError, Split, labels_for, load_many, make_split, problem_summary,
@@ -335,7 +336,7 @@ def run(data, out: str | Path | None = None, split_name: str = "official",
     model, history, t_train = train_model(arrays, params, recipe, verbose,
                                           echo if progress else None)
     probs = predict(model, arrays.x_test)
-    result = metrics(arrays.y_test, probs.argmax(axis=1), arrays.labels)
+    result = metrics(arrays.y_test, decision_indices(probs, arrays.labels), arrays.labels)
     result.update({"split": split.name, "fold": split.fold,
                    "test_speakers": list(split.test_speakers), "n_test": int(len(arrays.y_test))})
     out = Path(out) if out else default_run_dir(recipe.arch, split)
