@@ -46,7 +46,7 @@ from audiomnist_edge.config import FeatureParams
 from audiomnist_edge.errors import EdgeError
 from audiomnist_edge.features import speech_bounds
 from audiomnist_edge.model import Model
-from audiomnist_edge.recognizer import Detection, Recognizer
+from audiomnist_edge.recognizer import MIN_CONFIDENCE, Detection, Recognizer
 from audiomnist_edge.resample import resample
 from audiomnist_edge.stream import GateParams
 from audiomnist_edge.train import capture
@@ -460,7 +460,7 @@ def fold_models(folds: list[FoldModel], ds: Dataset, digits: int, gate: GatePara
               help="Digits per corpus and condition (with --folds: per fold, at most the fold's clips).")
 @click.option("--noise-minutes", type=click.FloatRange(0.01, None), default=60.0, show_default=True,
               help="Length of the noise and the hum streams (false alarms; with --folds: per fold model).")
-@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=MIN_CONFIDENCE, show_default=True)
 @click.option("--vad", type=click.Choice(["energy", "webrtc"]), default="energy", show_default=True,
               help="Frame decision of the gate (webrtc writes stream-webrtc.md/.json).")
 @click.option("--seed", type=int, default=0, show_default=True)

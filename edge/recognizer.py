@@ -22,7 +22,7 @@ from .stream import GateParams, Segmenter, Utterance
 from .wav import open_audio
 
 BLOCK_SECONDS = 0.05  # block length when reading a file
-MIN_CONFIDENCE = 0.5
+MIN_CONFIDENCE = 0.4
 """The default gate: a digit decided with a lower probability is reported as unknown."""
 
 

@@ -300,7 +300,7 @@ def test_predict_model_with_lying_metadata_is_one_error(tmp_path, fsdd_test_clip
 def test_predict_tie_goes_to_the_lowest_digit():
     model = Model.load(DEFAULT_MODEL)
     for tied in ([1, 2], [3, 9], [0, 4, 5], [2, 3, 6, 8]):
-        probabilities = np.full(10, 0.01, np.float32)
+        probabilities = np.full(len(model.labels), 0.01, np.float32)
         probabilities[tied] = 0.4
         prediction = model.decide(probabilities, top_k=len(tied))
         assert prediction.label == str(tied[0])

@@ -83,8 +83,9 @@ def test_48k_24bit_files_give_the_same_digits(model_path, clips, tmp_path) -> No
         write_pcm24(tmp_path / clip.name, resample(samples, rate, 48000), 48000)
     info = read_wav_info(tmp_path / clips[0].name)[1]
     assert (info.sample_rate, info.bits) == (48000, 24)
-    at_8k = records(run("predict", "--model", str(model_path), "--json", *map(str, clips)))
-    at_48k = records(run("predict", "--model", str(model_path), "--json", str(tmp_path)))
+    # no confidence gate: the round trip may move a weak tiny-model decision across it
+    at_8k = records(run("predict", "--model", str(model_path), "--json", "--min-confidence", "0", *map(str, clips)))
+    at_48k = records(run("predict", "--model", str(model_path), "--json", "--min-confidence", "0", str(tmp_path)))
     assert sorted(Path(r["file"]).name for r in at_48k) == sorted(c.name for c in clips)
     by_name = {Path(r["file"]).name: r for r in at_48k}
     assert all(r["sample_rate"] == 48000 for r in at_48k)
@@ -96,7 +97,7 @@ def test_48k_24bit_files_give_the_same_digits(model_path, clips, tmp_path) -> No
         upsampled = resample(samples, rate, 48000)
         again, again_rate = read_wav(tmp_path / clip.name)
         assert again_rate == 48000 and np.abs(again - upsampled).max() <= 2 ** -23
-        expected = recognize_file(model, tmp_path / clip.name).detections
+        expected = recognize_file(model, tmp_path / clip.name, min_confidence=0).detections
         reported = [u["digit"] for u in by_name[clip.name]["utterances"]]
         assert [d.digit for d in expected] == [None if d is None else str(d) for d in reported]
         assert by_name[clip.name]["probability"] == pytest.approx(expected[0].confidence, abs=1e-4)
@@ -164,9 +165,9 @@ def test_predict_and_info_run_without_tensorflow(model_path, clips) -> None:
         assert "blocked" not in result.stderr
 
 
-# The packaged model (FSDD + HD-EN + synthetic speakers, capture augmentation) scores 290/300
-# (0.967) through `predict --json` on FSDD's official test takes 0-4 (segmented as listen does),
-# 293/300 (0.977) on the whole clips (convert's verification).
+# The packaged model (FSDD + HD-EN + synthetic speakers + the unknown class, capture augmentation)
+# scores 290/300 (0.967) through `predict --json` on FSDD's official test takes 0-4 (segmented as
+# listen does, --min-confidence 0.4), 294/300 (0.980) on the whole clips (convert's verification).
 PACKAGED_FLOOR = 0.96
 
 

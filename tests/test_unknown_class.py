@@ -154,10 +154,10 @@ def test_a_digit_called_unknown_is_an_error_and_macro_averages_cover_the_digits(
     assert result["macro"]["recall"] == pytest.approx(np.mean(digits))
 
 
-# The packaged model reports REJECTED_FLOOR or more of these words (flite rms and slt: people whose
-# non-digit speech no model hears, saying words no model is trained to reject) as not a digit,
-# through `predict --json`; see README "Rejecting what is not a digit" for the measured share.
-REJECTED_FLOOR = 0.0
+# The packaged model reports 51 of these 60 words (flite rms and slt: people whose non-digit speech
+# no model hears, saying words no model is trained to reject) as no digit through `predict --json`
+# (0.85; the model before the unknown class: 0.07). README "Rejecting what is not a digit" has more.
+REJECTED_FLOOR = 0.75
 
 
 def test_packaged_model_rejects_words_that_are_no_digits(tmp_path) -> None:
