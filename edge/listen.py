@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from .interpreter import BACKENDS
-from .model import Model
+from .model import UNKNOWN_AT, Model
 from .recognizer import MIN_CONFIDENCE, Detection, Recognizer
 from .sources import PCM_FORMATS, Blocks, Microphone, file_blocks, input_devices, pcm_blocks
 from .stream import GateParams, SequenceGrouper
@@ -177,6 +177,15 @@ def _warn(message: str) -> None:
     help="Decisions less probable than this are reported as unknown.",
 )
 @click.option(
+    "--unknown-at",
+    type=click.FloatRange(0, 1),
+    default=UNKNOWN_AT,
+    show_default=True,
+    callback=_finite,
+    help="A model with an 'unknown' label (not a digit) decides it only with at least this probability, "
+    "else its best digit: lower rejects more, 1 almost never.",
+)
+@click.option(
     "--shifts",
     type=click.IntRange(1, 16),
     default=4,
@@ -242,6 +251,7 @@ def listen(
     block: int | None,
     realtime: bool,
     min_confidence: float,
+    unknown_at: float,
     shifts: int,
     calibrate: float,
     hangover: float,
@@ -288,13 +298,13 @@ def listen(
                 click.echo(
                     f"listening on {name} at {rate} Hz (model {model.params.sample_rate} Hz); Ctrl-C stops", err=True
                 )
-                recognizer = Recognizer(model, rate, gate, min_confidence, shifts)
+                recognizer = Recognizer(model, rate, gate, min_confidence, shifts, unknown_at=unknown_at)
                 run(microphone.blocks(), recognizer, output, duration)
         else:
             rate, blocks = _file_source(
                 input_path, samplerate, model.params.sample_rate, channels, pcm_format, block, realtime
             )
-            recognizer = Recognizer(model, rate, gate, min_confidence, shifts)
+            recognizer = Recognizer(model, rate, gate, min_confidence, shifts, unknown_at=unknown_at)
             run(blocks, recognizer, output, duration)
     except (KeyboardInterrupt, Stopped) as exc:
         reason = "stopped by " + (str(exc) if isinstance(exc, Stopped) else "Ctrl-C")

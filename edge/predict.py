@@ -17,7 +17,7 @@ import click
 
 from .errors import EdgeError
 from .interpreter import BACKENDS
-from .model import Model
+from .model import UNKNOWN_AT, Model
 from .recognizer import MIN_CONFIDENCE, Detection, label_value, recognize_file
 from .wav import SOUNDFILE_SUFFIXES
 
@@ -58,7 +58,9 @@ def utterance_record(detection: Detection) -> dict[str, Any]:
     }
 
 
-def predict_file(model: Model, path: str, top_k: int, min_confidence: float = MIN_CONFIDENCE) -> dict[str, Any]:
+def predict_file(
+    model: Model, path: str, top_k: int, min_confidence: float = MIN_CONFIDENCE, unknown_at: float = UNKNOWN_AT
+) -> dict[str, Any]:
     """The JSON record for one audio file.
 
     ``utterances`` lists every decision with its times; ``sequence`` joins them
@@ -66,7 +68,7 @@ def predict_file(model: Model, path: str, top_k: int, min_confidence: float = MI
     and ``top`` repeat its decision; otherwise ``digit`` is null.
     """
     started = time.perf_counter()
-    result = recognize_file(model, path, top_k=top_k, min_confidence=min_confidence)
+    result = recognize_file(model, path, top_k=top_k, min_confidence=min_confidence, unknown_at=unknown_at)
     utterances = [utterance_record(d) for d in result.detections]
     single = utterances[0] if len(utterances) == 1 else None
     return {
@@ -135,6 +137,15 @@ def describe(record: dict[str, Any]) -> str:
     help="Decisions less probable than this are reported as unknown (as in listen).",
 )
 @click.option(
+    "--unknown-at",
+    type=click.FloatRange(0, 1),
+    default=UNKNOWN_AT,
+    show_default=True,
+    callback=lambda ctx, param, value: _finite(value),
+    help="A model with an 'unknown' label (not a digit) decides it only with at least this probability, "
+    "else its best digit: lower rejects more, 1 almost never.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -147,6 +158,7 @@ def predict(
     top_k: int,
     backend: str | None,
     min_confidence: float,
+    unknown_at: float,
     as_json: bool,
 ) -> None:
     """Recognise the digits spoken in each audio FILE (a folder means its audio files).
@@ -180,7 +192,7 @@ def predict(
         try:
             if problem:
                 raise problem
-            record = predict_file(model, path, top_k, min_confidence)
+            record = predict_file(model, path, top_k, min_confidence, unknown_at)
         except EdgeError as exc:
             failed += 1
             if as_json:

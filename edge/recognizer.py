@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .features import clip_features
-from .model import Model
+from .model import UNKNOWN_AT, Model
 from .resample import Resampler
 from .stream import GateParams, Segmenter, Utterance
 from .wav import open_audio
@@ -79,6 +79,8 @@ class Recognizer:
             utterance's position on the MFCC frame grid is arbitrary, and a model
             can be sensitive to it; averaging removes that chance.
         top_k: how many (label, probability) pairs each Detection keeps in ``top``.
+        unknown_at: a model's ``unknown`` label is decided only with at least this
+            probability, else its best digit (``model.decision_indices``).
     """
 
     def __init__(
@@ -89,9 +91,13 @@ class Recognizer:
         min_confidence: float = MIN_CONFIDENCE,
         shifts: int = 4,
         top_k: int = 3,
+        unknown_at: float = UNKNOWN_AT,
     ) -> None:
         if not 0 <= min_confidence <= 1 or math.isnan(min_confidence):
             raise ValueError("min_confidence must be within 0-1")
+        if not 0 <= unknown_at <= 1 or math.isnan(unknown_at):
+            raise ValueError("unknown_at must be within 0-1")
+        self.unknown_at = unknown_at
         self.model = model
         self.shifts = max(1, int(shifts))
         self.top_k = max(1, int(top_k))
@@ -142,7 +148,7 @@ class Recognizer:
         )
 
     def _decide(self, utterance: Utterance, arrived: float) -> Detection:
-        prediction = self.model.decide(self.probabilities(utterance.samples), top_k=self.top_k)
+        prediction = self.model.decide(self.probabilities(utterance.samples), self.top_k, self.unknown_at)
         known = prediction.label.isdigit() and prediction.probability >= self.min_confidence
         return Detection(
             start=utterance.start,
@@ -172,7 +178,7 @@ def recognize_file(model: Model, source: str | os.PathLike | bytes | BinaryIO, *
     Args:
         model: the loaded model.
         source: a path (file or FIFO; ``-`` is stdin), WAV bytes or a binary stream.
-        **options: passed to ``Recognizer`` (gate, min_confidence, shifts, top_k).
+        **options: passed to ``Recognizer`` (gate, min_confidence, shifts, top_k, unknown_at).
     """
     with open_audio(source) as audio:
         recognizer = Recognizer(model, audio.sample_rate, **options)

@@ -177,6 +177,15 @@ def test_packaged_model_rejects_words_that_are_no_digits(tmp_path) -> None:
     assert len(records) == len(paths)
     as_digit = [any(u["digit"] is not None for u in r["utterances"]) for r in records]
     assert 1 - np.mean(as_digit) >= REJECTED_FLOOR, f"{np.mean(as_digit):.3f} of {len(paths)} words reported as digits"
+    # --unknown-at moves the line: the lower it is, the more utterances are decided as unknown
+    decided_unknown = []
+    for unknown_at in ("0.3", "0.8", "1"):
+        result = subprocess.run([str(EXE), "predict", "--json", "--unknown-at", unknown_at, *map(str, paths)],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        decided_unknown.append(sum(u["label"] == UNKNOWN for line in result.stdout.splitlines()
+                                   for u in json.loads(line)["utterances"]))
+    assert decided_unknown[0] >= decided_unknown[1] > decided_unknown[2] == 0
 
 
 def test_unknown_needs_its_threshold_to_win_else_the_best_digit_does() -> None:
