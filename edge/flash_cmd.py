@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 import threading
 
@@ -10,15 +9,9 @@ import click
 
 from .errors import EdgeError
 from .jsonsafe import dumps
+from .options import finite
 from .flash import Report, Restart, check_model, flash_target, rollback_target, run_all
 from .targets import parse_target, read_target_list
-
-
-def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    """Refuse NaN (FloatRange lets it through: every comparison with NaN is false)."""
-    if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a finite number")
-    return value
 
 
 def _read_targets_file(handle) -> list[str]:
@@ -77,7 +70,7 @@ def _status_printer() -> Report:
     type=click.FloatRange(0, 3600),
     default=Restart.settle_s,
     show_default=True,
-    callback=_finite,
+    callback=finite,
     help="Seconds to wait between the restart and the check.",
 )
 @click.option(
@@ -85,7 +78,7 @@ def _status_printer() -> Report:
     type=click.FloatRange(1, 3600),
     default=Restart.timeout_s,
     show_default=True,
-    callback=_finite,
+    callback=finite,
     help="Seconds the restart or check command may take before it is killed (a failure).",
 )
 @click.option(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import json
-import math
 import signal
 import sys
 import time
@@ -18,8 +17,9 @@ from typing import Any
 import click
 
 from .interpreter import BACKENDS
-from .model import UNKNOWN_AT, Model
-from .recognizer import MIN_CONFIDENCE, Detection, Recognizer
+from .model import Model
+from .options import decision_options, finite
+from .recognizer import Detection, Recognizer
 from .sources import PCM_FORMATS, Blocks, Microphone, file_blocks, input_devices, pcm_blocks
 from .stream import GateParams, SequenceGrouper
 from .wav import AudioError
@@ -112,13 +112,6 @@ def _raise_stopped(signum: int, frame: object) -> None:
     raise Stopped(signal.Signals(signum).name)
 
 
-def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    """Refuse NaN, which click's FloatRange lets through."""
-    if value is not None and math.isnan(value):
-        raise click.BadParameter("must be a number, not nan")
-    return value
-
-
 def _warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
@@ -168,23 +161,7 @@ def _warn(message: str) -> None:
 )
 @click.option("--block", type=click.IntRange(1, None), help="Samples per block at the source rate [default: 50 ms].")
 @click.option("--realtime", is_flag=True, help="Play a WAV --input at its real speed [default: as fast as possible].")
-@click.option(
-    "--min-confidence",
-    type=click.FloatRange(0, 1),
-    default=MIN_CONFIDENCE,
-    show_default=True,
-    callback=_finite,
-    help="Decisions less probable than this are reported as unknown.",
-)
-@click.option(
-    "--unknown-at",
-    type=click.FloatRange(0, 1),
-    default=UNKNOWN_AT,
-    show_default=True,
-    callback=_finite,
-    help="A model with an 'unknown' label (not a digit) decides it only with at least this probability, "
-    "else its best digit: lower rejects more, 1 almost never.",
-)
+@decision_options
 @click.option(
     "--shifts",
     type=click.IntRange(1, 16),
@@ -198,7 +175,7 @@ def _warn(message: str) -> None:
     type=click.FloatRange(0, 30),
     default=0.25,
     show_default=True,
-    callback=_finite,
+    callback=finite,
     help="Seconds at the start held until their quietest 10 ms gives a first noise floor, then searched for speech.",
 )
 @click.option(
@@ -206,7 +183,7 @@ def _warn(message: str) -> None:
     type=click.FloatRange(0.02, 2),
     default=GateParams().hangover,
     show_default=True,
-    callback=_finite,
+    callback=finite,
     help="Seconds of quiet that end an utterance (added to every decision's delay).",
 )
 @click.option(
@@ -223,13 +200,13 @@ def _warn(message: str) -> None:
     type=click.FloatRange(0.1, 30),
     default=1.0,
     show_default=True,
-    callback=_finite,
+    callback=finite,
     help="Pause in seconds that ends a number (with --sequence).",
 )
 @click.option(
     "--duration",
     type=click.FloatRange(0, None, min_open=True),
-    callback=_finite,
+    callback=finite,
     help="Stop after this many seconds of audio [default: run until stopped].",
 )
 @click.option(

@@ -7,7 +7,6 @@ segmentation and decisions as ``listen --input`` on that file.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import click
 from .errors import EdgeError
 from .interpreter import BACKENDS
 from .model import UNKNOWN_AT, Model
+from .options import decision_options
 from .recognizer import MIN_CONFIDENCE, Detection, label_value, recognize_file
 from .wav import SOUNDFILE_SUFFIXES
 
@@ -128,23 +128,7 @@ def describe(record: dict[str, Any]) -> str:
     type=click.Choice(list(BACKENDS)),
     help=f"Interpreter to use [default: the first installed of {', '.join(BACKENDS)}].",
 )
-@click.option(
-    "--min-confidence",
-    type=click.FloatRange(0, 1),
-    default=MIN_CONFIDENCE,
-    show_default=True,
-    callback=lambda ctx, param, value: _finite(value),
-    help="Decisions less probable than this are reported as unknown (as in listen).",
-)
-@click.option(
-    "--unknown-at",
-    type=click.FloatRange(0, 1),
-    default=UNKNOWN_AT,
-    show_default=True,
-    callback=lambda ctx, param, value: _finite(value),
-    help="A model with an 'unknown' label (not a digit) decides it only with at least this probability, "
-    "else its best digit: lower rejects more, 1 almost never.",
-)
+@decision_options
 @click.option(
     "--json",
     "as_json",
@@ -209,9 +193,3 @@ def predict(
     )
     if failed:
         raise SystemExit(1)
-
-
-def _finite(value: float) -> float:
-    if math.isnan(value):
-        raise click.BadParameter("must be a number, not nan")
-    return value

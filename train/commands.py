@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import EdgeError, require_extra
+from ..options import finite
 
 SPLIT = click.Choice(["random", "speaker", "official"])
 
@@ -36,13 +37,6 @@ def _check_run(run_or_model: str, needs_model: bool = True) -> None:
             raise EdgeError(f"{path}/run.json: not a run description (a JSON object with a recipe)")
 
 
-def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    """Refuse NaN (FloatRange lets it through: every comparison with NaN is false)."""
-    if value != value:
-        raise click.BadParameter("nan is not a number")
-    return value
-
-
 def _echo(message: str) -> None:
     click.echo(message, err=True)
 
@@ -62,7 +56,7 @@ def _echo(message: str) -> None:
 @click.option("--epochs", type=click.IntRange(1), default=40, help="Training epochs.", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
 @click.option("--lr", "learning_rate", type=click.FloatRange(0, 10, min_open=True), default=2e-3,
-              show_default=True, callback=_finite)
+              show_default=True, callback=finite)
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--augment", "copies", type=click.IntRange(0, 100), default=4, show_default=True,
               help="Augmented copies per training clip (speed, gain, shift, noise, mel warp); 0 = off.")
@@ -84,7 +78,7 @@ def _echo(message: str) -> None:
 @click.option("--width", type=click.IntRange(1, 1024), default=None,
               help="Convolution width of cnn/dscnn (cnn default 32: 16-32-64 filters).")
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
-              show_default=True, callback=_finite)
+              show_default=True, callback=finite)
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Feature cache (default ~/.cache/audiomnist-edge or $AUDIOMNIST_EDGE_CACHE).")
 @click.option("-v", "--verbose", is_flag=True, help="Print Keras progress per epoch.")

@@ -1,0 +1,39 @@
+"""Command-line options shared by several commands (click glue only)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import click
+
+from .model import UNKNOWN_AT
+from .recognizer import MIN_CONFIDENCE
+
+
+def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """Refuse NaN, which click's FloatRange lets through (every comparison with NaN is false)."""
+    if value is not None and math.isnan(value):
+        raise click.BadParameter("must be a number, not nan")
+    return value
+
+
+def decision_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--min-confidence and --unknown-at: how predict and listen turn probabilities into a decision."""
+    command = click.option(
+        "--unknown-at",
+        type=click.FloatRange(0, 1),
+        default=UNKNOWN_AT,
+        show_default=True,
+        callback=finite,
+        help="A model with an 'unknown' label (not a digit) decides it only with at least this probability, "
+        "else its best digit: lower rejects more, 1 almost never.",
+    )(command)
+    return click.option(
+        "--min-confidence",
+        type=click.FloatRange(0, 1),
+        default=MIN_CONFIDENCE,
+        show_default=True,
+        callback=finite,
+        help="Digits decided with a lower probability are reported as unknown ('?').",
+    )(command)
