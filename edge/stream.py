@@ -32,7 +32,8 @@ class GateParams:
     starts when ``onset_frames`` frames in a row exceed
     ``max(floor + start_db, min_start_db)`` and ends when no frame exceeded
     ``max(floor + stop_db, min_start_db - (start_db - stop_db), peak - peak_drop_db)``
-    for ``hangover`` seconds (``peak``: the utterance's loudest frame).
+    for ``hangover`` seconds (``peak``: the utterance's loudest frame). An utterance longer
+    than ``split_longer`` is cut into words at its dips (``valley_cuts``).
     """
 
     frame: float = 0.010
@@ -63,6 +64,17 @@ class GateParams:
     """Shorter bursts (onset to last loud frame) are dropped as noise."""
     max_duration: float = 1.5
     """Longer sound is cut here; the gate then waits for quiet before re-arming."""
+    split_db: float | None = 12.0
+    """Cut an utterance where its level stays, for ``split_span`` seconds, at least this far below
+    the loudest frame on either side (two digits joined by a room's echo or a short pause);
+    None never cuts."""
+    split_span: float = 0.08
+    """How long the dip must last (a word's own stop closures are mostly shorter)."""
+    split_peak_db: float = 10.0
+    """Both sides of a cut must hold a frame within this of the utterance's loudest (a vowel):
+    a weak final consonant is never cut off as a word of its own."""
+    split_longer: float = 0.8
+    """Only utterances longer than this (pre-roll and tail included) are cut: one digit rarely is."""
     drop_long: bool = True
     """Drop sound longer than max_duration (no digit lasts that long: a fan switching on,
     a sentence) instead of reporting its first max_duration as a truncated utterance."""
@@ -88,6 +100,50 @@ class GateParams:
             raise ValueError("max_duration must exceed min_duration")
         if self.floor_window < self.frame or not 0 <= self.floor_percentile <= 100:
             raise ValueError("floor_window must hold a frame; floor_percentile is 0-100")
+        if self.split_db is not None and (self.split_db <= 0 or self.split_span < 0 or self.split_peak_db < 0):
+            raise ValueError("split_db must be positive, split_span and split_peak_db not negative")
+
+
+def valley_cuts(
+    levels: np.ndarray, min_frames: int, span: int, depth_db: float, peak_db: float, top: float | None = None
+) -> list[int]:
+    """Frame indices at which to cut an utterance's level curve into separate words, ascending.
+
+    A cut at frame v needs at least ``min_frames`` frames on each side, both
+    sides' loudest frames within ``peak_db`` of the loudest of all, and the
+    loudest frame of the ``span`` frames centred on v at least ``depth_db``
+    below the quieter of the two sides' loudest. The deepest such dip is cut
+    first, then each side the same way.
+
+    Args:
+        levels: frame energies in dB, shape (n,).
+        top: the loudest level the sides are held against (default: ``levels.max()``).
+    """
+    n = len(levels)
+    if n < 2 * min_frames:
+        return []
+    half = span // 2
+    padded = np.pad(levels, half, mode="edge")
+    dip = np.max(np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1), axis=1)
+    left = np.maximum.accumulate(levels)  # loudest of [0, v]
+    right = np.maximum.accumulate(levels[::-1])[::-1]  # loudest of [v, n)
+    v = np.arange(min_frames, n - min_frames + 1)
+    sides = np.minimum(left[v - 1], right[v])
+    top = float(levels.max()) if top is None else top
+    ok = sides >= top - peak_db
+    depth = np.where(ok, sides - dip[v], -np.inf)
+    best = int(np.argmax(depth))
+    if depth[best] < depth_db:
+        return []
+    last = best  # the middle of the deepest stretch, not its first frame
+    while last + 1 < len(depth) and depth[last + 1] == depth[best]:
+        last += 1
+    cut = int(v[(best + last) // 2])
+    return (
+        valley_cuts(levels[:cut], min_frames, span, depth_db, peak_db, top)
+        + [cut]
+        + [cut + c for c in valley_cuts(levels[cut:], min_frames, span, depth_db, peak_db, top)]
+    )
 
 
 @dataclass(frozen=True)
@@ -101,6 +157,8 @@ class Utterance:
         closed_at: stream time in seconds when the gate decided it was over
             (end of speech plus the remaining hang-over).
         truncated: True when cut at max_duration.
+        peak_db: its loudest frame's energy, dB re full scale (``GateParams.band``).
+        floor_db: the noise floor when it started, dB re full scale.
     """
 
     start: float
@@ -108,6 +166,8 @@ class Utterance:
     samples: np.ndarray = field(repr=False)
     closed_at: float
     truncated: bool = False
+    peak_db: float = SILENCE_DB
+    floor_db: float = SILENCE_DB
 
 
 class Segmenter:
@@ -136,10 +196,12 @@ class Segmenter:
         self._webrtc = WebRtcLevels(self.rate) if g.vad == "webrtc" else None
         self._pending = np.zeros(0, dtype=np.float32)
         self._previous = np.zeros(self.frame, dtype=np.float32)  # the frame before the next one
-        self._history: collections.deque[np.ndarray] = collections.deque(
+        self._split_span = self._frames_of(g.split_span)
+        # (frame, level dB) pairs: the recent frames outside speech, and the open utterance's
+        self._history: collections.deque[tuple[np.ndarray, float]] = collections.deque(
             maxlen=self._frames_of(g.pre_roll) + g.onset_frames
         )
-        self._speech: list[np.ndarray] = []
+        self._speech: list[tuple[np.ndarray, float]] = []
         self.frame_index = 0  # frames consumed
         self.floor: float | None = None
         self._state = "idle"  # idle | speech | refractory
@@ -148,6 +210,7 @@ class Segmenter:
         self._last_loud = 0  # last frame above the stop threshold
         self._onset = 0  # first loud frame of the utterance
         self._peak = SILENCE_DB  # loudest frame of the utterance so far, dB
+        self._onset_floor = SILENCE_DB  # the noise floor when the utterance started, dB
 
     @property
     def frame_seconds(self) -> float:
@@ -196,9 +259,7 @@ class Segmenter:
         """End of stream: close an open utterance (if long enough); drop a partial frame."""
         out = self._replay() if self._calibrating else []
         if self._state == "speech":
-            utterance = self._close(truncated=False)
-            if utterance:
-                out.append(utterance)
+            out += self._close(truncated=False)
         self._pending = np.zeros(0, dtype=np.float32)
         return out
 
@@ -219,8 +280,7 @@ class Segmenter:
             self._calibrating.append((frame, db))
             return self._replay() if self.frame_index == self._calibration else []
         self.frame_index += 1
-        u = self._detect(frame, db, self.frame_index - 1)
-        return [u] if u else []
+        return self._detect(frame, db, self.frame_index - 1)
 
     def _replay(self) -> list[Utterance]:
         """Run the gate over the calibration frames, with a floor measured on them.
@@ -239,50 +299,87 @@ class Segmenter:
         end, out = self.frame_index, []
         for index, (frame, db) in enumerate(held):
             self.frame_index = index + 1
-            u = self._detect(frame, db, index, track=False)
-            if u:
-                out.append(u)
+            out += self._detect(frame, db, index, track=False)
         self.frame_index = end
         self._track_floor(quietest)  # later frames outside speech take over from here
         return out
 
-    def _detect(self, frame: np.ndarray, db: float, index: int, track: bool = True) -> Utterance | None:
-        """The gate's state machine for frame ``index``; an utterance if one just closed."""
+    def _detect(self, frame: np.ndarray, db: float, index: int, track: bool = True) -> list[Utterance]:
+        """The gate's state machine for frame ``index``; the utterances that just closed."""
         start, stop = self.thresholds()
         if self._state == "speech":
-            self._speech.append(frame)
+            self._speech.append((frame, db))
             self._peak = max(self._peak, db)
             if db > max(stop, self._peak - self.gate.peak_drop_db):
                 self._last_loud = index
             if index - self._onset + 1 >= self._max_frames:
                 self._last_loud = index
-                return self._close(truncated=True)
+                return self._cut_long() or self._close(truncated=True)
             if index - self._last_loud >= self._hangover:
                 return self._close(truncated=False)
-            return None
+            return []
         if track:
             self._track_floor(db)
-        self._history.append(frame)
+        self._history.append((frame, db))
         if self._state == "refractory":
             self._run = self._run + 1 if db <= stop else 0
             if self._run >= self._hangover:
                 self._state, self._run = "idle", 0
-            return None
+            return []
         self._run = self._run + 1 if db > start else 0
         if self._run >= self.gate.onset_frames:
             self._state = "speech"
             self._peak = db
+            self._onset_floor = SILENCE_DB if self.floor is None else self.floor
             self._onset = index - self._run + 1
             self._last_loud = index
             self._speech = list(self._history)
             self._start_frame = index + 1 - len(self._speech)
             self._history.clear()
             self._run = 0
-        return None
+        return []
 
-    def _close(self, truncated: bool) -> Utterance | None:
-        """Close the open utterance at the last loud frame plus tail."""
-        closed_frame = self.frame_index
+    def _cuts(self, levels: np.ndarray) -> list[int]:
+        """Where ``levels`` (dB per frame of held speech) holds separate words (``valley_cuts``)."""
+        g = self.gate
+        if g.split_db is None or len(levels) <= self._frames_of(g.split_longer):
+            return []
+        return valley_cuts(levels, self._min_frames, self._split_span, g.split_db, g.split_peak_db)
+
+    def _utterances(
+        self, speech: list[tuple[np.ndarray, float]], first: int, truncated: bool, cuts: list[int]
+    ) -> list[Utterance]:
+        """``speech`` (frames from frame ``first``) as utterances, cut at the frame offsets ``cuts``."""
+        bounds = [0, *cuts, len(speech)]
+        return [
+            Utterance(
+                start=(first + a) * self.frame_seconds,
+                end=(first + b) * self.frame_seconds,
+                samples=np.concatenate([frame for frame, _ in speech[a:b]]),
+                closed_at=self.frame_index * self.frame_seconds,
+                truncated=truncated and b == len(speech),
+                peak_db=max(db for _, db in speech[a:b]),
+                floor_db=self._onset_floor,
+            )
+            for a, b in zip(bounds, bounds[1:])
+        ]
+
+    def _cut_long(self) -> list[Utterance]:
+        """At max_duration: the words before the last dip, if there is one; the rest stays open."""
+        levels = np.array([db for _, db in self._speech])
+        cuts = self._cuts(levels)
+        if not cuts:
+            return []
+        last = cuts[-1]
+        done = self._utterances(self._speech[:last], self._start_frame, False, cuts[:-1])
+        self._speech = self._speech[last:]
+        self._start_frame += last
+        self._onset = max(self._onset, self._start_frame)
+        self._peak = float(levels[last:].max())
+        return done
+
+    def _close(self, truncated: bool) -> list[Utterance]:
+        """Close the open utterance at the last loud frame plus tail, cut into words at its dips."""
         end_frame = min(self._last_loud + 1 + self._tail, self._start_frame + len(self._speech))
         keep = end_frame - self._start_frame
         speech, after = self._speech[:keep], self._speech[keep:]
@@ -292,14 +389,9 @@ class Segmenter:
         self._state = "refractory" if truncated else "idle"
         self._run = 0
         if self._last_loud + 1 - self._onset < self._min_frames or (truncated and self.gate.drop_long):
-            return None
-        return Utterance(
-            start=self._start_frame * self.frame_seconds,
-            end=end_frame * self.frame_seconds,
-            samples=np.concatenate(speech),
-            closed_at=closed_frame * self.frame_seconds,
-            truncated=truncated,
-        )
+            return []
+        cuts = [] if truncated else self._cuts(np.array([db for _, db in speech]))
+        return self._utterances(speech, self._start_frame, truncated, cuts)
 
 
 class SequenceGrouper:

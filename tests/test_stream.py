@@ -9,7 +9,7 @@ import pytest
 from audiomnist_edge.config import FeatureParams
 from audiomnist_edge.features import clip_features
 from audiomnist_edge.resample import Resampler, resample
-from audiomnist_edge.stream import GateParams, Segmenter, SequenceGrouper
+from audiomnist_edge.stream import GateParams, Segmenter, SequenceGrouper, valley_cuts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -135,7 +135,54 @@ def test_a_pause_longer_than_the_hangover_splits_words():
     assert second.start < first.closed_at  # its pre-roll reaches into the first one's hang-over
     assert second.start == pytest.approx(1.55 - gate.pre_roll, abs=0.021)
     assert np.array_equal(second.samples, x[round(second.start * RATE):round(second.end * RATE)])
-    assert len(segment(x, 512, gate=GateParams(hangover=0.4))) == 1
+    assert len(segment(x, 512, gate=GateParams(hangover=0.4, split_db=None))) == 1
+
+
+def echoed(bursts: list[tuple[float, float, float]], seconds: float, rt60: float = 0.6) -> np.ndarray:
+    """``signal`` with each burst followed by an exponential echo tail (60 dB down after rt60 s),
+    as a reverberant room fills the pauses between words."""
+    dry = signal(bursts, seconds) - signal([], seconds)
+    decay = 10 ** (-3 * np.arange(int(rt60 * RATE)) / (rt60 * RATE))
+    tail = np.random.default_rng(1).normal(0, 1, len(decay)) * decay * 0.05
+    return (signal([], seconds) + np.convolve(dry, np.r_[1.0, tail])[:len(dry)]).astype(np.float32)
+
+
+# five digits at a natural pace (pauses of 0.2 s) in a room that joins them into one 2.4 s sound
+PIN = [(1.0 + 0.5 * k, 0.3, -25) for k in range(5)]
+
+
+def test_valley_cuts_find_pauses_between_words_only():
+    word, gap = np.zeros(30), np.full(20, -30.0)
+    assert valley_cuts(np.r_[word, gap, word], 10, 8, 12.0, 10.0) == [39]  # the middle of the pause
+    assert valley_cuts(np.r_[word, gap, word, gap, word], 10, 8, 12.0, 10.0) == [39, 89]
+    assert valley_cuts(np.r_[word, np.full(5, -30.0), word], 10, 8, 12.0, 10.0) == []  # a stop closure
+    assert valley_cuts(np.r_[word, gap, word - 15], 10, 8, 12.0, 10.0) == []  # a weak final consonant
+    assert valley_cuts(np.r_[word, gap - 5, word, np.full(20, -11.0), word], 10, 8, 12.0, 10.0) == [39]
+    assert valley_cuts(np.r_[word[:5], np.full(6, -30.0), word], 10, 8, 12.0, 10.0) == []  # a side too short
+
+
+def test_words_joined_by_a_short_pause_or_an_echo_are_cut_apart():
+    joined = GateParams(hangover=0.4)
+    x = signal([(1.0, 0.3, -25), (1.55, 0.3, -25)], 3.0)
+    first, second = segment(x, 512, gate=joined)
+    assert 1.3 <= first.end == second.start <= 1.55
+    assert np.array_equal(np.concatenate([first.samples, second.samples]),
+                          x[round(first.start * RATE):round(second.end * RATE)])
+    assert first.closed_at == second.closed_at
+    pin = echoed(PIN, 5.0)
+    utterances = segment(pin, 512)
+    assert len(utterances) == len(PIN)
+    for u, (start, length, _) in zip(utterances, PIN):
+        assert u.start <= start + 0.05 and u.end >= start + length - 0.05
+    assert segment(pin, 512, gate=GateParams(split_db=None)) == []  # one 2.4 s sound: dropped as too long
+
+
+@pytest.mark.parametrize("block", [1, 333, 4000])
+def test_cutting_at_dips_does_not_depend_on_the_block_size(block):
+    pin = echoed(PIN, 5.0)
+    reference = segment(pin, len(pin))
+    assert [(u.start, u.end, u.closed_at) for u in segment(pin, block)] == \
+        [(u.start, u.end, u.closed_at) for u in reference]
 
 
 def test_long_sound_is_dropped_and_the_gate_rearms_after_it():
@@ -185,6 +232,8 @@ def test_gate_params_are_checked():
         GateParams(start_db=3, stop_db=6)
     with pytest.raises(ValueError):
         GateParams(min_duration=2, max_duration=1)
+    with pytest.raises(ValueError):
+        GateParams(split_db=0)
 
 
 def test_sequence_grouper_splits_on_long_pauses():
@@ -205,7 +254,7 @@ def test_speech_ends_when_far_below_its_own_peak_even_over_digital_silence():
     bursts = [(1.0, 0.3, -20), (1.3, 0.45, -62), (1.75, 0.3, -20)]
     x = signal(bursts, 3.0) - signal([], 3.0)  # the same seed: the bursts without the noise
     assert [round(u.start, 2) for u in segment(x, 512)] == [0.9, 1.65]
-    assert len(segment(x, 512, gate=GateParams(peak_drop_db=99))) == 1
+    assert len(segment(x, 512, gate=GateParams(peak_drop_db=99, split_db=None))) == 1
 
 
 def test_webrtc_vad_finds_the_bursts_block_size_invariantly():
