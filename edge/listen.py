@@ -271,6 +271,11 @@ def listen(
             block_seconds = 0.05 if block is None else block / (samplerate or model.params.sample_rate)
             microphone = Microphone(device, samplerate, model.params.sample_rate, channels, block_seconds, warn=_warn)
             rate, name = microphone.rate, f"{microphone.name!r}"
+            if samplerate is None and rate != model.params.sample_rate:
+                click.echo(
+                    f"{name} refuses the model's {model.params.sample_rate} Hz: capturing at {rate} Hz and resampling",
+                    err=True,
+                )
             with microphone:
                 click.echo(
                     f"listening on {name} at {rate} Hz (model {model.params.sample_rate} Hz); Ctrl-C stops", err=True

@@ -1,0 +1,129 @@
+"""The rate fallback through a real audio stack: JACK -> PortAudio -> listen.
+
+Each test starts a private JACK server (its own name; the dummy backend, so no
+sound card) that runs at 48 kHz only, so PortAudio's JACK device refuses the
+model's 8 kHz. ``listen`` without --samplerate must say so, capture at 48 kHz
+and resample, while sndfile-jackplay plays a stream of FSDD test clips into its
+input port. Needs the Debian packages jackd2 and sndfile-tools (``.ci/run``
+installs them) and a PortAudio built with JACK (Debian's libportaudio2 is).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+from conftest import require
+
+from audiomnist_edge.resample import resample
+from audiomnist_edge.wav import read_wav, write_wav
+from test_listen import CLI, NOISE_DBFS, listen_json, plumbing_model  # noqa: F401 (fixture)
+
+JACK_RATE = 48000  # the server's only rate
+DEVICE = "JACK Audio"  # PortAudio's JACK device ("system, JACK Audio Connection Kit"); not ALSA's "jack" PCM
+LEAD_IN = 3.0  # seconds of noise before the first digit (see played_stream)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def audio_stack():
+    missing = [tool for tool in ("jackd", "jack_wait", "jack_lsp", "sndfile-jackplay") if shutil.which(tool) is None]
+    require(not missing, f"missing {', '.join(missing)}: apt-get install jackd2 sndfile-tools")
+
+
+@contextlib.contextmanager
+def jack_server(log: Path) -> Iterator[dict[str, str]]:
+    """A private JACK server at JACK_RATE (dummy backend); yields the environment its clients need."""
+    name = f"audiomnist-edge-{os.getpid()}-{secrets.token_hex(4)}"
+    env = {**os.environ, "JACK_DEFAULT_SERVER": name}
+    server = subprocess.Popen(["jackd", "--name", name, "--no-realtime", "-d", "dummy", "-r", str(JACK_RATE),
+                               "-p", "1024"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        started = subprocess.run(["jack_wait", "--server", name, "--wait", "--timeout", "15"], env=env,
+                                 capture_output=True, timeout=30)
+        if started.returncode != 0 or server.poll() is not None:
+            pytest.fail(f"jackd did not start: {log.read_text()[-500:]}")
+        yield env
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def played_stream(clips: list[Path], out: Path, n_digits: int, seed: int) -> tuple[Path, list[str]]:
+    """A 48 kHz WAV of n_digits FSDD clips, 0.4-0.9 s apart, over white noise; and their digits.
+
+    Until the player connects, listen's input port carries digital silence, and
+    the gate takes noise that follows digital silence for a sound until it has
+    run longer than any digit and is dropped: with 1.7 s of noise before it the
+    first digit is lost or joined to that sound (2.0 s suffice; LEAD_IN leaves
+    a margin).
+    """
+    rng = np.random.default_rng(seed)
+    chosen = [clips[i] for i in rng.choice(len(clips), n_digits, replace=False)]
+    parts = [np.zeros(int(LEAD_IN * 8000), np.float32)]
+    for clip in chosen:
+        samples, rate = read_wav(clip)
+        assert rate == 8000
+        parts += [samples, np.zeros(int(rng.uniform(0.4, 0.9) * rate), np.float32)]
+    parts.append(np.zeros(8000, np.float32))  # one second of noise after the last gap
+    stream = np.concatenate(parts)
+    stream += rng.normal(0, 10 ** (NOISE_DBFS / 20), len(stream)).astype(np.float32)
+    write_wav(out, resample(stream, 8000, JACK_RATE), JACK_RATE)
+    return out, [clip.name[0] for clip in chosen]
+
+
+def listen_port(env: dict[str, str]) -> str:
+    """The input port PortAudio registered for listen (e.g. ``PortAudio:in_0``)."""
+    listed = subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True, timeout=10).stdout.split()
+    ports = [p for p in listed if p.startswith("PortAudio") and ":in_" in p]
+    assert len(ports) == 1, listed
+    return ports[0]
+
+
+def test_a_device_refusing_the_model_rate_hears_the_same_digits_as_the_file(
+        fsdd_test_clips, plumbing_model, tmp_path):  # noqa: F811 (the fixture imported above)
+    stream, digits = played_stream(fsdd_test_clips, tmp_path / "stream.wav", 5, seed=3)
+    from_file = listen_json(plumbing_model, "--input", str(stream))
+    log = tmp_path / "listen.log"
+    with jack_server(tmp_path / "jackd.log") as env:
+        listener = subprocess.Popen([*CLI, "listen", "--device", DEVICE, "--json", "--model", str(plumbing_model)],
+                                    env=env, stdout=subprocess.PIPE, stderr=log.open("wb"))
+        try:
+            deadline = time.monotonic() + 60
+            while "listening on" not in log.read_text():
+                assert listener.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+            subprocess.run(["sndfile-jackplay", f"--autoconnect={listen_port(env)}", str(stream)], env=env,
+                           stdout=subprocess.DEVNULL, check=True, timeout=60)
+            time.sleep(0.5)  # the last hang-over
+            listener.send_signal(signal.SIGTERM)
+            out, _ = listener.communicate(timeout=20)
+        finally:
+            if listener.poll() is None:
+                listener.kill()
+                listener.wait()
+    text = log.read_text()
+    assert listener.returncode == 0, text
+    assert "refuses the model's 8000 Hz: capturing at 48000 Hz and resampling" in text, text
+    assert "at 48000 Hz (model 8000 Hz)" in text
+    assert "stopped by SIGTERM" in text and "0 blocks dropped" in text and "Traceback" not in text
+    heard = [json.loads(line) for line in out.decode().splitlines()]
+    assert len(heard) == len(from_file) == len(digits), (heard, from_file, digits)
+    # The same utterances, shifted by however long listen waited before the player started.
+    offset = heard[0]["start"] - from_file[0]["start"]
+    assert all(abs(h["start"] - f["start"] - offset) < 0.1 and abs(h["end"] - f["end"] - offset) < 0.1
+               for h, f in zip(heard, from_file)), (heard, from_file)
+    assert [h["label"] for h in heard] == [f["label"] for f in from_file], (heard, from_file)
