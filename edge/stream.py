@@ -33,7 +33,7 @@ class GateParams:
     ``max(floor + start_db, min_start_db)`` and ends when no frame exceeded
     ``max(floor + stop_db, min_start_db - (start_db - stop_db), peak - peak_drop_db)``
     for ``hangover`` seconds (``peak``: the utterance's loudest frame). An utterance longer
-    than ``split_longer`` is cut into words at its dips (``valley_cuts``).
+    than ``split_longer`` is cut into words at its dips (``valley_cuts``) as soon as they show.
     """
 
     frame: float = 0.010
@@ -155,7 +155,8 @@ class Utterance:
         end: end of speech (last loud frame plus tail) in seconds.
         samples: float32 samples from start to end, shape (round((end - start) * rate),).
         closed_at: stream time in seconds when the gate decided it was over
-            (end of speech plus the remaining hang-over).
+            (end of speech plus the remaining hang-over; for a word cut from a longer
+            sound, when the dip after it was found).
         truncated: True when cut at max_duration.
         peak_db: its loudest frame's energy, dB re full scale (``GateParams.band``).
         floor_db: the noise floor when it started, dB re full scale.
@@ -314,10 +315,10 @@ class Segmenter:
                 self._last_loud = index
             if index - self._onset + 1 >= self._max_frames:
                 self._last_loud = index
-                return self._cut_long() or self._close(truncated=True)
+                return self._cut_open() or self._close(truncated=True)
             if index - self._last_loud >= self._hangover:
                 return self._close(truncated=False)
-            return []
+            return self._cut_open()
         if track:
             self._track_floor(db)
         self._history.append((frame, db))
@@ -364,8 +365,12 @@ class Segmenter:
             for a, b in zip(bounds, bounds[1:])
         ]
 
-    def _cut_long(self) -> list[Utterance]:
-        """At max_duration: the words before the last dip, if there is one; the rest stays open."""
+    def _cut_open(self) -> list[Utterance]:
+        """The words before the open utterance's last dip, once it is longer than ``split_longer``;
+        the rest stays open. Decided frame by frame, so a word joined to the next by an echo is
+        decided as soon as the next word's vowel shows the dip between them."""
+        if len(self._speech) <= self._frames_of(self.gate.split_longer):
+            return []
         levels = np.array([db for _, db in self._speech])
         cuts = self._cuts(levels)
         if not cuts:

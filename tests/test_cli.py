@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from audiomnist_edge import __version__
 from audiomnist_edge.config import FeatureParams
 
@@ -43,3 +45,24 @@ def test_debug_logs_to_stderr(fsdd_test_clips) -> None:
     assert result.returncode == 0
     assert f"{fsdd_test_clips[0]}: " in result.stderr and "samples at 8000 Hz" in result.stderr
     assert "samples at" not in run("features", str(fsdd_test_clips[0])).stderr
+
+
+def test_ctrl_c_while_the_command_loads_exits_130_without_a_traceback(monkeypatch, capsys):
+    import importlib.abc
+
+    from audiomnist_edge.__main__ import run
+
+    class Interrupted(importlib.abc.MetaPathFinder):
+        """Ctrl-C arriving while the command line module is being imported."""
+
+        def find_spec(self, name, path, target=None):
+            if name == "audiomnist_edge.cli":
+                raise KeyboardInterrupt
+            return None
+
+    monkeypatch.delitem(sys.modules, "audiomnist_edge.cli", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Interrupted(), *sys.meta_path])
+    with pytest.raises(SystemExit) as exit_info:
+        run()
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == "interrupted\n"

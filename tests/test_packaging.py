@@ -49,7 +49,7 @@ def test_wheel_contents(built) -> None:
     assert packaged == (REPO / "edge" / "models" / "default.tflite").read_bytes()
     assert not any(name.startswith(("tests/", "benchmarks/", "deploy/")) for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "audiomnist-edge = audiomnist_edge.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "audiomnist-edge = audiomnist_edge.__main__:run" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_licence_and_classifiers(built) -> None:

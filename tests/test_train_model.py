@@ -50,6 +50,12 @@ def test_small_model_beats_floor(official):
     assert _accuracy(arrays, recipe) >= FLOOR
 
 
+def test_masked_training_beats_floor(official):
+    # --spec-masks feeds Keras batches through masking.masked_batches; the model still learns
+    arrays, recipe = official
+    assert _accuracy(arrays, Recipe(**{**recipe.__dict__, "spec_masks": 2})) >= FLOOR
+
+
 def test_shuffled_labels_fail_floor(official):
     arrays, recipe = official
     rng = np.random.default_rng(0)

@@ -79,12 +79,15 @@ def _echo(message: str) -> None:
               help="Convolution width of cnn/dscnn (cnn default 32: 16-32-64 filters).")
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               show_default=True, callback=finite)
+@click.option("--spec-masks", type=click.IntRange(0, 10), default=0, show_default=True,
+              help="SpecAugment-style masks, drawn afresh each epoch: N spans of up to 10 frames and N of "
+                   "up to 3 coefficients zeroed per training example; 0 = off.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Feature cache (default ~/.cache/audiomnist-edge or $AUDIOMNIST_EDGE_CACHE).")
 @click.option("-v", "--verbose", is_flag=True, help="Print Keras progress per epoch.")
 def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning_rate, seed, copies,
-          capture, synth, synth_copies, backwards_unknown, features, patience, width, label_smoothing, cache_dir,
-          verbose):
+          capture, synth, synth_copies, backwards_unknown, features, patience, width, label_smoothing, spec_masks,
+          cache_dir, verbose):
     """Train a model on a corpus and write a run folder.
 
     \b
@@ -107,7 +110,7 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
     recipe = Recipe(arch=arch, epochs=epochs,
                     batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                     patience=patience, augment=AugmentParams(copies=copies, capture=capture),
-                    label_smoothing=label_smoothing,
+                    label_smoothing=label_smoothing, spec_masks=spec_masks,
                     model_kwargs={"width": width} if width and arch != "ann" else {},
                     synth=[os.path.abspath(p) for p in synth] or None, synth_copies=synth_copies,
                     backwards_unknown=backwards_unknown)

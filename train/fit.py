@@ -48,6 +48,9 @@ class Recipe:
     patience: int = 0
     """Early stopping on validation loss after this many epochs without gain; 0 = off."""
     label_smoothing: float = 0.0
+    spec_masks: int = 0
+    """SpecAugment-style masks per training example and epoch (``masking.py``): this many spans of
+    up to 10 frames and as many of up to 3 coefficients set to 0; 0 = off."""
     augment: AugmentParams = dataclasses.field(default_factory=AugmentParams)
     synth: str | list[str] | None = None
     """Folder(s) of synthetic clips (FSDD layout) added to every training set."""
@@ -262,12 +265,19 @@ def train_model(arrays: Arrays, params: FeatureParams, recipe: Recipe, verbose: 
     if recipe.patience and has_val:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=recipe.patience, restore_best_weights=True))
+    y_train = keras.utils.to_categorical(arrays.y_train[order], n_classes)
+    if recipe.spec_masks:
+        from .masking import MaskParams, masked_batches
+
+        masks = MaskParams(time_masks=recipe.spec_masks, coef_masks=recipe.spec_masks)
+        inputs = dict(x=masked_batches(arrays.x_train[order], y_train, recipe.batch_size, masks, recipe.seed))
+    else:
+        inputs = dict(x=arrays.x_train[order], y=y_train, batch_size=recipe.batch_size, shuffle=True)
     start = time.time()
     history = model.fit(
-        arrays.x_train[order], keras.utils.to_categorical(arrays.y_train[order], n_classes),
+        **inputs,
         validation_data=(arrays.x_val, keras.utils.to_categorical(arrays.y_val, n_classes)) if has_val else None,
-        epochs=recipe.epochs, batch_size=recipe.batch_size, shuffle=True, verbose=verbose,
-        callbacks=callbacks)
+        epochs=recipe.epochs, verbose=verbose, callbacks=callbacks)
     seconds = time.time() - start
     # a fresh, never-compiled copy: model.save() would otherwise store the optimiser state
     clean = keras.Model.from_config(model.get_config())
