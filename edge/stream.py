@@ -79,7 +79,8 @@ class GateParams:
     """Drop sound longer than max_duration (no digit lasts that long: a fan switching on,
     a sentence) instead of reporting its first max_duration as a truncated utterance."""
     calibrate: float = 0.25
-    """Seconds at the start held until their quietest frame gives a first floor, then searched."""
+    """Seconds from the first sound (digital silence before it does not count) held until their
+    quietest frame gives a first floor, then searched."""
     floor_window: float = 2.0
     """The noise floor is a low percentile of the frames outside speech in this window."""
     floor_percentile: float = 20.0
@@ -191,6 +192,7 @@ class Segmenter:
         self._max_frames = max(self._min_frames + 1, self._frames_of(g.max_duration))
         self._calibration = self._frames_of(g.calibrate)
         self._calibrating: list[tuple[np.ndarray, float]] = []  # frames held until the floor is known
+        self._calibration_start: int | None = None  # frame of the first sound
         self._floor_window = max(1, self._frames_of(g.floor_window))
         self._floor_recent: collections.deque[float] = collections.deque()
         self._floor_sorted: list[float] = []  # the same values, sorted
@@ -225,7 +227,7 @@ class Segmenter:
     def settled(self) -> float:
         """Stream time in seconds before which no utterance can still start."""
         if self._calibrating:
-            return 0.0
+            return (self.frame_index - len(self._calibrating) - len(self._history)) * self.frame_seconds
         if self._state == "speech":
             return self._start_frame * self.frame_seconds
         return (self.frame_index - len(self._history)) * self.frame_seconds
@@ -275,13 +277,22 @@ class Segmenter:
         self.floor = self._floor_sorted[int(round(rank))]
 
     def _step(self, frame: np.ndarray, db: float) -> list[Utterance]:
-        """Advance the gate by one frame; return the utterances that just closed."""
-        if self.frame_index < self._calibration:
-            self.frame_index += 1
-            self._calibrating.append((frame, db))
-            return self._replay() if self.frame_index == self._calibration else []
+        """Advance the gate by one frame; return the utterances that just closed.
+
+        Digital silence before the first sound (a device or a JACK port that
+        delivers zeros while it starts) is no noise floor: calibration starts
+        with the first frame that holds any signal.
+        """
+        index = self.frame_index
         self.frame_index += 1
-        return self._detect(frame, db, self.frame_index - 1)
+        if self._calibration_start is None:
+            if db <= SILENCE_DB and self._webrtc is None:
+                return self._detect(frame, db, index, track=False)
+            self._calibration_start = index
+        if index < self._calibration_start + self._calibration:
+            self._calibrating.append((frame, db))
+            return self._replay() if index + 1 == self._calibration_start + self._calibration else []
+        return self._detect(frame, db, index)
 
     def _replay(self) -> list[Utterance]:
         """Run the gate over the calibration frames, with a floor measured on them.
@@ -297,8 +308,8 @@ class Segmenter:
         percentile = levels[int(round(self.gate.floor_percentile / 100 * (len(levels) - 1)))]
         quietest = min(percentile, levels[0] + CALIBRATION_MARGIN_DB)
         self.floor = quietest
-        end, out = self.frame_index, []
-        for index, (frame, db) in enumerate(held):
+        end, out, first = self.frame_index, [], self.frame_index - len(held)
+        for index, (frame, db) in enumerate(held, first):
             self.frame_index = index + 1
             out += self._detect(frame, db, index, track=False)
         self.frame_index = end

@@ -31,7 +31,7 @@ from test_listen import CLI, NOISE_DBFS, listen_json, plumbing_model  # noqa: F4
 
 JACK_RATE = 48000  # the server's only rate
 DEVICE = "JACK Audio"  # PortAudio's JACK device ("system, JACK Audio Connection Kit"); not ALSA's "jack" PCM
-LEAD_IN = 3.0  # seconds of noise before the first digit (see played_stream)
+LEAD_IN = 0.5  # seconds of noise before the first digit (see played_stream)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,11 +65,10 @@ def jack_server(log: Path) -> Iterator[dict[str, str]]:
 def played_stream(clips: list[Path], out: Path, n_digits: int, seed: int) -> tuple[Path, list[str]]:
     """A 48 kHz WAV of n_digits FSDD clips, 0.4-0.9 s apart, over white noise; and their digits.
 
-    Until the player connects, listen's input port carries digital silence, and
-    the gate takes noise that follows digital silence for a sound until it has
-    run longer than any digit and is dropped: with 1.7 s of noise before it the
-    first digit is lost or joined to that sound (2.0 s suffice; LEAD_IN leaves
-    a margin).
+    Until the player connects, listen's input port carries digital silence; the
+    gate's floor comes from the noise that follows it, not from the zeros, so a
+    short LEAD_IN of noise before the first digit is enough (before that rule,
+    1.7 s lost the first digit in a sound taken for one long noise).
     """
     rng = np.random.default_rng(seed)
     chosen = [clips[i] for i in rng.choice(len(clips), n_digits, replace=False)]

@@ -249,12 +249,23 @@ def test_sequence_grouper_splits_on_long_pauses():
     assert grouper.flush() == []
 
 
+def test_zeros_before_the_first_sound_are_no_noise_floor():
+    # A device (or a JACK port) that delivers digital silence while it starts, then its noise
+    # floor at -50 dBFS, then a word: the floor comes from the noise, not from the zeros, so the
+    # noise is not taken for one long sound and dropped with the word inside it.
+    noise = np.random.default_rng(2).normal(0, 10 ** (-50 / 20), 3 * RATE)
+    word = signal([(1.0, 0.4, -25)], 3.0) - signal([], 3.0)
+    x = np.concatenate([np.zeros(RATE // 2), noise + word]).astype(np.float32)
+    assert [round(u.start, 1) for u in segment(x, 512)] == [round(0.5 + 1.0 - GateParams().pre_roll, 1)]
+
+
 def test_speech_ends_when_far_below_its_own_peak_even_over_digital_silence():
     # Two words, the first with a faint tail (about 40 dB below its peak) that lasts until
     # the second starts, over digital silence: the floor (-120 dB) would join them into one,
     # the offset relative to the word's own peak splits them.
-    bursts = [(1.0, 0.3, -20), (1.3, 0.45, -62), (1.75, 0.3, -20)]
+    bursts = [(0.2, 0.1, -62), (1.0, 0.3, -20), (1.3, 0.45, -62), (1.75, 0.3, -20)]
     x = signal(bursts, 3.0) - signal([], 3.0)  # the same seed: the bursts without the noise
+    # (the first faint sound starts the stream, so the zeros are the floor from then on)
     assert [round(u.start, 2) for u in segment(x, 512)] == [0.9, 1.65]
     assert len(segment(x, 512, gate=GateParams(peak_drop_db=99, split_db=None))) == 1
 
