@@ -159,8 +159,11 @@ def test_block_size_and_sample_rate_do_not_change_the_digits(digit_stream, model
     runs = {block: recognise(model, samples, rate, block) for block in (256, 1024, 4000)}
     assert runs[256] == runs[1024] == runs[4000]
     at_48k = recognise(model, resample(samples, rate, 48000), 48000, 4800)
-    # the best label of every utterance; a decision right at --min-confidence may flip to unknown
-    assert [label for *_, label in at_48k] == [label for *_, label in runs[1024]]
+    # the same utterances, and the best label of each but at most one: the 8 -> 48 -> 8 kHz round
+    # trip changes the samples a little, and a decision the model is unsure of may flip (the
+    # packaged model: one "three" of 50, 0.49 for 3 at 8 kHz, 0.43 for 2 after the round trip)
+    assert [(start, end) for start, end, *_ in at_48k] == [(start, end) for start, end, *_ in runs[1024]]
+    assert sum(a[-1] != b[-1] for a, b in zip(at_48k, runs[1024])) <= 1
     assert len(runs[1024]) >= 0.9 * len(digit_stream.digits)
 
 
