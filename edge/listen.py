@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import signal
 import sys
 import time
@@ -20,7 +21,7 @@ from .interpreter import BACKENDS
 from .model import Model
 from .options import decision_options, finite
 from .recognizer import Detection, Recognizer
-from .sources import PCM_FORMATS, Blocks, Microphone, file_blocks, input_devices, pcm_blocks
+from .sources import PCM_FORMATS, Blocks, DeviceError, Microphone, file_blocks, input_devices, pcm_blocks
 from .stream import GateParams, SequenceGrouper
 from .wav import AudioError
 
@@ -291,10 +292,26 @@ def listen(
     except (KeyboardInterrupt, Stopped) as exc:
         reason = "stopped by " + (str(exc) if isinstance(exc, Stopped) else "Ctrl-C")
         output.finish()
+    except DeviceError as exc:
+        if microphone is not None and microphone.abandoned:
+            _leave_now(f"error: {exc}", 1)
+        raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     _summary(reason, time.perf_counter() - started, output, microphone)
+    if microphone is not None and microphone.abandoned:
+        _leave_now(None, 0)
+
+
+def _leave_now(message: str | None, status: int) -> None:
+    """Exit at once, skipping the interpreter's exit handlers: PortAudio's would wait forever on
+    the sound server that did not let the device close."""
+    if message:
+        click.echo(message, err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _file_source(

@@ -24,6 +24,7 @@ PCM_FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le
 QUEUE_BLOCKS = 64  # microphone blocks buffered between the audio thread and the worker
 STALL_SECONDS = 2.0  # no audio for this long from a running device means it is gone
 START_SECONDS = 10.0  # a device may take this long to deliver its first block (sound servers)
+CLOSE_SECONDS = 2.0  # closing a device may take this long; a hung sound server is then left behind
 PORTAUDIO_HINT = "install PortAudio (Debian/Raspberry Pi OS: sudo apt install libportaudio2)"
 
 Blocks = Iterator[tuple[np.ndarray, float]]
@@ -173,6 +174,7 @@ class Microphone:
         self.overflows = 0
         self.dropped = 0
         self.received = 0
+        self.abandoned = False  # set when closing did not finish within CLOSE_SECONDS
         self._warn = warn
         self._queue: queue.Queue[tuple[np.ndarray, float]] = queue.Queue(QUEUE_BLOCKS)
         self._finished = threading.Event()
@@ -221,10 +223,21 @@ class Microphone:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        try:
-            self._stream.abort(ignore_errors=True)
-        finally:
-            self._stream.close(ignore_errors=True)
+        """Stop and close the stream, waiting at most CLOSE_SECONDS: PortAudio's abort blocks for as
+        long as a frozen sound server does not answer, and a stalled device is often just that."""
+
+        def close() -> None:
+            try:
+                self._stream.abort(ignore_errors=True)
+            finally:
+                self._stream.close(ignore_errors=True)
+
+        closer = threading.Thread(target=close, name="close-audio", daemon=True)
+        closer.start()
+        closer.join(CLOSE_SECONDS)
+        self.abandoned = closer.is_alive()
+        if self.abandoned:
+            log.warning("%r did not close within %.0f s; left behind", self.name, CLOSE_SECONDS)
 
     def blocks(self) -> Blocks:
         """Mono blocks as they arrive; raises DeviceError if the device stops delivering.

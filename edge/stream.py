@@ -21,6 +21,7 @@ import numpy as np
 from .vad import SILENCE_DB, SPEECH_BAND, WebRtcLevels, band_energy_db
 
 CALIBRATION_MARGIN_DB = 3.0  # a noise frame's energy varies about this much below the typical
+EDGE_FRAMES = 2  # frames after digital silence whose energy window still holds some of it
 
 
 @dataclass(frozen=True)
@@ -300,11 +301,14 @@ class Segmenter:
         The floor is their usual percentile, but at most CALIBRATION_MARGIN_DB
         above the quietest frame: a stream that starts with speech (a file
         holding one clip) has its speech found, the quietest frame lying below
-        it, while noise alone gets its usual floor. The floor
-        stays there for the replay; frames after it track it as usual.
+        it, while noise alone gets its usual floor. After digital silence the
+        first two frames are left out of the measure: their 20 ms windows still
+        reach into the silence, so they lie below any noise that follows. The
+        floor stays there for the replay; frames after it track it as usual.
         """
         held, self._calibrating = self._calibrating, []
-        levels = sorted(db for _, db in held)
+        edge = EDGE_FRAMES if self._calibration_start and len(held) > EDGE_FRAMES else 0
+        levels = sorted(db for _, db in held[edge:])
         percentile = levels[int(round(self.gate.floor_percentile / 100 * (len(levels) - 1)))]
         quietest = min(percentile, levels[0] + CALIBRATION_MARGIN_DB)
         self.floor = quietest

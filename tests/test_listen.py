@@ -252,9 +252,12 @@ def test_file_input_needs_no_portaudio(plumbing_model, digit_stream):
 
 @pytest.mark.parametrize("signum, reason", [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")])
 def test_signals_stop_cleanly(plumbing_model, digit_stream, signum, reason):
+    # Ctrl-C as a terminal delivers it, even when pytest itself runs as a background job (which
+    # starts with SIGINT ignored, and a child inherits that)
     process = subprocess.Popen([*CLI, "listen", "--model", str(plumbing_model), "--input",
                                 str(digit_stream.path), "--realtime", "--json"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = process.stdout.readline()  # the first digit: listen is running
     process.send_signal(signum)
     out, err = process.communicate(timeout=20)

@@ -1,11 +1,13 @@
-"""The rate fallback through a real audio stack: JACK -> PortAudio -> listen.
+"""The rate fallback and a hung sound server, through a real audio stack: JACK -> PortAudio -> listen.
 
 Each test starts a private JACK server (its own name; the dummy backend, so no
 sound card) that runs at 48 kHz only, so PortAudio's JACK device refuses the
 model's 8 kHz. ``listen`` without --samplerate must say so, capture at 48 kHz
 and resample, while sndfile-jackplay plays a stream of FSDD test clips into its
 input port. Needs the Debian packages jackd2 and sndfile-tools (``.ci/run``
-installs them) and a PortAudio built with JACK (Debian's libportaudio2 is).
+installs them) and a PortAudio built with JACK (Debian's libportaudio2 is). A
+frozen server (SIGSTOP) stands for a sound server that hangs: listen must end
+with its "stalled" error instead of waiting on it.
 """
 
 from __future__ import annotations
@@ -92,28 +94,37 @@ def listen_port(env: dict[str, str]) -> str:
     return ports[0]
 
 
+@contextlib.contextmanager
+def listening(model: Path, env: dict[str, str], log: Path, *options: str) -> Iterator[subprocess.Popen]:
+    """``listen --device DEVICE`` in the background (stdout piped), once it says it is listening;
+    killed on the way out if it is still running."""
+    listener = subprocess.Popen([*CLI, "listen", "--device", DEVICE, *options, "--model", str(model)],
+                                env=env, stdout=subprocess.PIPE, stderr=log.open("wb"))
+    try:
+        deadline = time.monotonic() + 60
+        while "listening on" not in log.read_text():
+            if listener.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"listen did not start: {log.read_text()}")
+            time.sleep(0.1)
+        yield listener
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.wait()
+
+
 def test_a_device_refusing_the_model_rate_hears_the_same_digits_as_the_file(
         fsdd_test_clips, plumbing_model, tmp_path):  # noqa: F811 (the fixture imported above)
     stream, digits = played_stream(fsdd_test_clips, tmp_path / "stream.wav", 5, seed=3)
     from_file = listen_json(plumbing_model, "--input", str(stream))
     log = tmp_path / "listen.log"
     with jack_server(tmp_path / "jackd.log") as env:
-        listener = subprocess.Popen([*CLI, "listen", "--device", DEVICE, "--json", "--model", str(plumbing_model)],
-                                    env=env, stdout=subprocess.PIPE, stderr=log.open("wb"))
-        try:
-            deadline = time.monotonic() + 60
-            while "listening on" not in log.read_text():
-                assert listener.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+        with listening(plumbing_model, env, log, "--json") as listener:
             subprocess.run(["sndfile-jackplay", f"--autoconnect={listen_port(env)}", str(stream)], env=env,
                            stdout=subprocess.DEVNULL, check=True, timeout=60)
             time.sleep(0.5)  # the last hang-over
             listener.send_signal(signal.SIGTERM)
             out, _ = listener.communicate(timeout=20)
-        finally:
-            if listener.poll() is None:
-                listener.kill()
-                listener.wait()
     text = log.read_text()
     assert listener.returncode == 0, text
     assert "refuses the model's 8000 Hz: capturing at 48000 Hz and resampling" in text, text
@@ -129,3 +140,26 @@ def test_a_device_refusing_the_model_rate_hears_the_same_digits_as_the_file(
                for h, f in zip(heard, from_file)), (offset, heard, from_file)
     same = sum(h["label"] == f["label"] for h, f in zip(heard, from_file))
     assert same >= len(heard) - 1, ([h["label"] for h in heard], [f["label"] for f in from_file])
+
+
+def test_a_sound_server_that_stops_delivering_is_a_stall_not_a_hang(plumbing_model, tmp_path):  # noqa: F811
+    # The JACK server is frozen (SIGSTOP) after listen has started: no more blocks arrive, and
+    # listen must end with one "stalled" line and exit 1 within a few seconds, not wait forever.
+    log = tmp_path / "listen.log"
+    with jack_server(tmp_path / "jackd.log") as env:
+        server = int(subprocess.run(["pgrep", "-f", f"jackd --name {env['JACK_DEFAULT_SERVER']}"],
+                                    capture_output=True, text=True, timeout=10).stdout.split()[0])
+        with listening(plumbing_model, env, log) as listener:
+            time.sleep(1.0)  # blocks (digital silence) have been arriving
+            os.kill(server, signal.SIGSTOP)
+            frozen = time.monotonic()
+            try:
+                listener.wait(timeout=30)
+            finally:
+                os.kill(server, signal.SIGCONT)
+            waited = time.monotonic() - frozen
+    text = log.read_text()
+    assert listener.returncode == 1, text
+    assert "stalled: no audio for 2 s after it had started" in text, text
+    assert "Traceback" not in text
+    assert waited < 10, waited
