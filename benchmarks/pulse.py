@@ -60,11 +60,16 @@ def private_daemon(rate: int = 16000, timeout: float = 15.0
             time.sleep(0.1)
         yield env, daemon
     finally:
-        if daemon.poll() is None:
-            daemon.terminate()
-            try:
-                daemon.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+        stop(daemon)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """End a server process: SIGTERM, then SIGKILL if it is still running after ``timeout`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

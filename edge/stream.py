@@ -160,8 +160,6 @@ class Utterance:
             (end of speech plus the remaining hang-over; for a word cut from a longer
             sound, when the dip after it was found).
         truncated: True when cut at max_duration.
-        peak_db: its loudest frame's energy, dB re full scale (``GateParams.band``).
-        floor_db: the noise floor when it started, dB re full scale.
     """
 
     start: float
@@ -169,8 +167,6 @@ class Utterance:
     samples: np.ndarray = field(repr=False)
     closed_at: float
     truncated: bool = False
-    peak_db: float = SILENCE_DB
-    floor_db: float = SILENCE_DB
 
 
 class Segmenter:
@@ -201,6 +197,7 @@ class Segmenter:
         self._pending = np.zeros(0, dtype=np.float32)
         self._previous = np.zeros(self.frame, dtype=np.float32)  # the frame before the next one
         self._split_span = self._frames_of(g.split_span)
+        self._split_longer = self._frames_of(g.split_longer)
         # (frame, level dB) pairs: the recent frames outside speech, and the open utterance's
         self._history: collections.deque[tuple[np.ndarray, float]] = collections.deque(
             maxlen=self._frames_of(g.pre_roll) + g.onset_frames
@@ -214,7 +211,6 @@ class Segmenter:
         self._last_loud = 0  # last frame above the stop threshold
         self._onset = 0  # first loud frame of the utterance
         self._peak = SILENCE_DB  # loudest frame of the utterance so far, dB
-        self._onset_floor = SILENCE_DB  # the noise floor when the utterance started, dB
 
     @property
     def frame_seconds(self) -> float:
@@ -346,7 +342,6 @@ class Segmenter:
         if self._run >= self.gate.onset_frames:
             self._state = "speech"
             self._peak = db
-            self._onset_floor = SILENCE_DB if self.floor is None else self.floor
             self._onset = index - self._run + 1
             self._last_loud = index
             self._speech = list(self._history)
@@ -355,11 +350,12 @@ class Segmenter:
             self._run = 0
         return []
 
-    def _cuts(self, levels: np.ndarray) -> list[int]:
-        """Where ``levels`` (dB per frame of held speech) holds separate words (``valley_cuts``)."""
+    def _cuts(self, speech: list[tuple[np.ndarray, float]]) -> list[int]:
+        """Frame offsets at which held ``speech`` (frame, dB) pairs hold separate words (``valley_cuts``)."""
         g = self.gate
-        if g.split_db is None or len(levels) <= self._frames_of(g.split_longer):
+        if g.split_db is None or len(speech) <= self._split_longer:
             return []
+        levels = np.array([db for _, db in speech])
         return valley_cuts(levels, self._min_frames, self._split_span, g.split_db, g.split_peak_db)
 
     def _utterances(
@@ -373,9 +369,7 @@ class Segmenter:
                 end=(first + b) * self.frame_seconds,
                 samples=np.concatenate([frame for frame, _ in speech[a:b]]),
                 closed_at=self.frame_index * self.frame_seconds,
-                truncated=truncated and b == len(speech),
-                peak_db=max(db for _, db in speech[a:b]),
-                floor_db=self._onset_floor,
+                truncated=truncated,
             )
             for a, b in zip(bounds, bounds[1:])
         ]
@@ -384,10 +378,7 @@ class Segmenter:
         """The words before the open utterance's last dip, once it is longer than ``split_longer``;
         the rest stays open. Decided frame by frame, so a word joined to the next by an echo is
         decided as soon as the next word's vowel shows the dip between them."""
-        if len(self._speech) <= self._frames_of(self.gate.split_longer):
-            return []
-        levels = np.array([db for _, db in self._speech])
-        cuts = self._cuts(levels)
+        cuts = self._cuts(self._speech)
         if not cuts:
             return []
         last = cuts[-1]
@@ -395,7 +386,7 @@ class Segmenter:
         self._speech = self._speech[last:]
         self._start_frame += last
         self._onset = max(self._onset, self._start_frame)
-        self._peak = float(levels[last:].max())
+        self._peak = max(db for _, db in self._speech)
         return done
 
     def _close(self, truncated: bool) -> list[Utterance]:
@@ -410,8 +401,7 @@ class Segmenter:
         self._run = 0
         if self._last_loud + 1 - self._onset < self._min_frames or (truncated and self.gate.drop_long):
             return []
-        cuts = [] if truncated else self._cuts(np.array([db for _, db in speech]))
-        return self._utterances(speech, self._start_frame, truncated, cuts)
+        return self._utterances(speech, self._start_frame, truncated, [] if truncated else self._cuts(speech))
 
 
 class SequenceGrouper:

@@ -28,6 +28,7 @@ import pytest
 from conftest import require
 
 from audiomnist_edge.resample import resample
+from benchmarks.pulse import stop
 from audiomnist_edge.wav import read_wav, write_wav
 from test_listen import CLI, NOISE_DBFS, listen_json, plumbing_model  # noqa: F401 (fixture)
 
@@ -43,8 +44,9 @@ def audio_stack():
 
 
 @contextlib.contextmanager
-def jack_server(log: Path) -> Iterator[dict[str, str]]:
-    """A private JACK server at JACK_RATE (dummy backend); yields the environment its clients need."""
+def jack_server(log: Path) -> Iterator[tuple[dict[str, str], subprocess.Popen]]:
+    """A private JACK server at JACK_RATE (dummy backend); yields the environment its clients need
+    and the server process."""
     name = f"audiomnist-edge-{os.getpid()}-{secrets.token_hex(4)}"
     env = {**os.environ, "JACK_DEFAULT_SERVER": name}
     server = subprocess.Popen(["jackd", "--name", name, "--no-realtime", "-d", "dummy", "-r", str(JACK_RATE),
@@ -54,14 +56,9 @@ def jack_server(log: Path) -> Iterator[dict[str, str]]:
                                  capture_output=True, timeout=30)
         if started.returncode != 0 or server.poll() is not None:
             pytest.fail(f"jackd did not start: {log.read_text()[-500:]}")
-        yield env
+        yield env, server
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 def played_stream(clips: list[Path], out: Path, n_digits: int, seed: int) -> tuple[Path, list[str]]:
@@ -118,7 +115,7 @@ def test_a_device_refusing_the_model_rate_hears_the_same_digits_as_the_file(
     stream, digits = played_stream(fsdd_test_clips, tmp_path / "stream.wav", 5, seed=3)
     from_file = listen_json(plumbing_model, "--input", str(stream))
     log = tmp_path / "listen.log"
-    with jack_server(tmp_path / "jackd.log") as env:
+    with jack_server(tmp_path / "jackd.log") as (env, _):
         with listening(plumbing_model, env, log, "--json") as listener:
             subprocess.run(["sndfile-jackplay", f"--autoconnect={listen_port(env)}", str(stream)], env=env,
                            stdout=subprocess.DEVNULL, check=True, timeout=60)
@@ -146,17 +143,15 @@ def test_a_sound_server_that_stops_delivering_is_a_stall_not_a_hang(plumbing_mod
     # The JACK server is frozen (SIGSTOP) after listen has started: no more blocks arrive, and
     # listen must end with one "stalled" line and exit 1 within a few seconds, not wait forever.
     log = tmp_path / "listen.log"
-    with jack_server(tmp_path / "jackd.log") as env:
-        server = int(subprocess.run(["pgrep", "-f", f"jackd --name {env['JACK_DEFAULT_SERVER']}"],
-                                    capture_output=True, text=True, timeout=10).stdout.split()[0])
+    with jack_server(tmp_path / "jackd.log") as (env, server):
         with listening(plumbing_model, env, log) as listener:
             time.sleep(1.0)  # blocks (digital silence) have been arriving
-            os.kill(server, signal.SIGSTOP)
+            server.send_signal(signal.SIGSTOP)
             frozen = time.monotonic()
             try:
                 listener.wait(timeout=30)
             finally:
-                os.kill(server, signal.SIGCONT)
+                server.send_signal(signal.SIGCONT)
             waited = time.monotonic() - frozen
     text = log.read_text()
     assert listener.returncode == 1, text
