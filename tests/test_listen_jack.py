@@ -7,7 +7,9 @@ and resample, while sndfile-jackplay plays a stream of FSDD test clips into its
 input port. Needs the Debian packages jackd2 and sndfile-tools (``.ci/run``
 installs them) and a PortAudio built with JACK (Debian's libportaudio2 is). A
 frozen server (SIGSTOP) stands for a sound server that hangs: listen must end
-with its "stalled" error instead of waiting on it.
+with its "stalled" error instead of waiting on it. A frozen listen is the
+opposite fault: JACK runs on without it, an xrun that PortAudio reports as an
+input overflow (PulseAudio cannot show one: see test_listen_pulse_faults.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -33,6 +36,7 @@ from audiomnist_edge.wav import read_wav, write_wav
 from test_listen import CLI, NOISE_DBFS, listen_json, plumbing_model  # noqa: F401 (fixture)
 
 JACK_RATE = 48000  # the server's only rate
+PERIOD = 1024  # frames per JACK cycle
 DEVICE = "JACK Audio"  # PortAudio's JACK device ("system, JACK Audio Connection Kit"); not ALSA's "jack" PCM
 LEAD_IN = 0.5  # seconds of noise before the first digit (see played_stream)
 
@@ -50,7 +54,7 @@ def jack_server(log: Path) -> Iterator[tuple[dict[str, str], subprocess.Popen]]:
     name = f"audiomnist-edge-{os.getpid()}-{secrets.token_hex(4)}"
     env = {**os.environ, "JACK_DEFAULT_SERVER": name}
     server = subprocess.Popen(["jackd", "--name", name, "--no-realtime", "-d", "dummy", "-r", str(JACK_RATE),
-                               "-p", "1024"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+                               "-p", str(PERIOD)], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     try:
         started = subprocess.run(["jack_wait", "--server", name, "--wait", "--timeout", "15"], env=env,
                                  capture_output=True, timeout=30)
@@ -110,6 +114,16 @@ def listening(model: Path, env: dict[str, str], log: Path, *options: str) -> Ite
             listener.wait()
 
 
+def play_then_stop(listener: subprocess.Popen, env: dict[str, str], stream: Path) -> list[dict]:
+    """Play ``stream`` into listen's input port, then stop listen with SIGTERM; the JSON lines it printed."""
+    subprocess.run(["sndfile-jackplay", f"--autoconnect={listen_port(env)}", str(stream)], env=env,
+                   stdout=subprocess.DEVNULL, check=True, timeout=60)
+    time.sleep(0.5)  # the last hang-over
+    listener.send_signal(signal.SIGTERM)
+    out, _ = listener.communicate(timeout=20)
+    return [json.loads(line) for line in out.decode().splitlines()]
+
+
 def test_a_device_refusing_the_model_rate_hears_the_same_digits_as_the_file(
         fsdd_test_clips, plumbing_model, tmp_path):  # noqa: F811 (the fixture imported above)
     stream, digits = played_stream(fsdd_test_clips, tmp_path / "stream.wav", 5, seed=3)
@@ -117,17 +131,12 @@ def test_a_device_refusing_the_model_rate_hears_the_same_digits_as_the_file(
     log = tmp_path / "listen.log"
     with jack_server(tmp_path / "jackd.log") as (env, _):
         with listening(plumbing_model, env, log, "--json") as listener:
-            subprocess.run(["sndfile-jackplay", f"--autoconnect={listen_port(env)}", str(stream)], env=env,
-                           stdout=subprocess.DEVNULL, check=True, timeout=60)
-            time.sleep(0.5)  # the last hang-over
-            listener.send_signal(signal.SIGTERM)
-            out, _ = listener.communicate(timeout=20)
+            heard = play_then_stop(listener, env, stream)
     text = log.read_text()
     assert listener.returncode == 0, text
     assert "refuses the model's 8000 Hz: capturing at 48000 Hz and resampling" in text, text
     assert "at 48000 Hz (model 8000 Hz)" in text
     assert "stopped by SIGTERM" in text and "0 blocks dropped" in text and "Traceback" not in text
-    heard = [json.loads(line) for line in out.decode().splitlines()]
     assert len(heard) == len(from_file) == len(digits), (heard, from_file, digits)
     # The same utterances, shifted by however long listen waited before the player started. The
     # shift also moves the 10 ms frame grid within the speech, which can move where an utterance
@@ -158,3 +167,33 @@ def test_a_sound_server_that_stops_delivering_is_a_stall_not_a_hang(plumbing_mod
     assert "stalled: no audio for 2 s after it had started" in text, text
     assert "Traceback" not in text
     assert waited < 10, waited
+
+
+def test_a_frozen_listener_counts_an_input_overflow_and_hears_what_follows(
+        fsdd_test_clips, plumbing_model, tmp_path):  # noqa: F811
+    # listen is frozen (SIGSTOP) for less than a stall: JACK's cycles go on without it, and the
+    # server's xrun reaches PortAudio as paInputOverflow. PortAudio 19.6 hands a JACK cycle's flags
+    # to the callback only if that cycle completes a block (the next cycle's flags replace them):
+    # with 50 ms blocks at 48 kHz, 2 of 4 frozen runs reported no overflow. With blocks of one JACK
+    # period every cycle completes one, so the overflow is always seen (--samplerate too: without
+    # it --block counts samples at the model's 8 kHz).
+    stream, digits = played_stream(fsdd_test_clips, tmp_path / "stream.wav", 1, seed=5)
+    from_file = listen_json(plumbing_model, "--input", str(stream))
+    log = tmp_path / "listen.log"
+    with jack_server(tmp_path / "jackd.log") as (env, _):
+        with listening(plumbing_model, env, log, "--samplerate", str(JACK_RATE), "--block", str(PERIOD),
+                       "--json") as listener:
+            time.sleep(0.5)
+            listener.send_signal(signal.SIGSTOP)
+            time.sleep(1.0)  # under STALL_SECONDS
+            listener.send_signal(signal.SIGCONT)
+            heard = play_then_stop(listener, env, stream)
+    text = log.read_text()
+    assert listener.returncode == 0, text
+    assert "stopped by SIGTERM" in text and "Traceback" not in text
+    warning = r"^warning: 0 blocks dropped \(worker too slow\), [1-9]\d* input overflows so far$"
+    assert re.search(warning, text, re.M), text
+    assert re.search(r", 0 blocks dropped, [1-9]\d* overflows$", text.splitlines()[-1]), text
+    # Still listening after the overflow: the digit played after the freeze is heard, as from the file.
+    assert [h["label"] for h in heard] == [f["label"] for f in from_file] and len(heard) == len(digits), (
+        heard, from_file, digits)
