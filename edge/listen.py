@@ -269,8 +269,9 @@ def listen(
     reason = "end of input"
     try:
         if input_path is None:
-            block_seconds = 0.05 if block is None else block / (samplerate or model.params.sample_rate)
-            microphone = Microphone(device, samplerate, model.params.sample_rate, channels, block_seconds, warn=_warn)
+            microphone = Microphone(
+                device, samplerate, model.params.sample_rate, channels, 0.05, warn=_warn, block_samples=block
+            )
             rate, name = microphone.rate, f"{microphone.name!r}"
             if samplerate is None and rate != model.params.sample_rate:
                 click.echo(

@@ -25,6 +25,8 @@ QUEUE_BLOCKS = 64  # microphone blocks buffered between the audio thread and the
 STALL_SECONDS = 2.0  # no audio for this long from a running device means it is gone
 START_SECONDS = 10.0  # a device may take this long to deliver its first block (sound servers)
 CLOSE_SECONDS = 2.0  # closing a device may take this long; a hung sound server is then left behind
+POLL_SECONDS = 0.2  # the worker looks at a silent device this often
+SUSPENDED_SECONDS = 1.0  # a longer gap between two looks means this process was suspended (Ctrl-Z, sleep)
 PORTAUDIO_HINT = "install PortAudio (Debian/Raspberry Pi OS: sudo apt install libportaudio2)"
 
 Blocks = Iterator[tuple[np.ndarray, float]]
@@ -143,7 +145,8 @@ class Microphone:
             it, else the device's default rate, to be resampled).
         wanted_rate: the model's rate, Hz.
         channels: channels to capture, averaged to mono.
-        block_seconds: length of one block.
+        block_seconds: length of one block, unless ``block_samples`` is given.
+        block_samples: samples per block at the capture rate (which may be the device's own).
         warn: called with a message when new drops or overflows happen.
     """
 
@@ -155,6 +158,7 @@ class Microphone:
         channels: int,
         block_seconds: float,
         warn: Callable[[str], None] = log.warning,
+        block_samples: int | None = None,
     ) -> None:
         sd = self._sd = sounddevice_module()
         spec = _device_spec(device)
@@ -184,7 +188,7 @@ class Microphone:
                 samplerate=self.rate,
                 channels=channels,
                 dtype="float32",
-                blocksize=max(1, int(round(block_seconds * self.rate))),
+                blocksize=block_samples or max(1, int(round(block_seconds * self.rate))),
                 callback=self._callback,
                 finished_callback=self._finished.set,
             )
@@ -243,17 +247,23 @@ class Microphone:
         """Mono blocks as they arrive; raises DeviceError if the device stops delivering.
 
         A device gets START_SECONDS to deliver its first block ("no audio yet"),
-        then at most STALL_SECONDS between blocks ("stalled"). New drops or
-        overflows are reported through ``warn`` as they happen.
+        then at most STALL_SECONDS between blocks ("stalled"); time this process
+        spent suspended does not count. New drops or overflows are reported
+        through ``warn`` as they happen.
         """
-        last = time.perf_counter()
+        last = polled = time.perf_counter()
         reported = (0, 0)
         while True:
             try:
-                data, arrived = self._queue.get(timeout=0.2)
+                data, arrived = self._queue.get(timeout=POLL_SECONDS)
             except queue.Empty:
-                self._check_alive(time.perf_counter() - last)
+                now = time.perf_counter()
+                if now - polled > SUSPENDED_SECONDS:  # the process slept, not the device: its backlog is due
+                    last = now
+                polled = now
+                self._check_alive(now - last)
                 continue
+            polled = time.perf_counter()
             last = arrived
             self.received += 1
             if (self.dropped, self.overflows) != reported:

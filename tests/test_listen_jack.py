@@ -175,14 +175,13 @@ def test_a_frozen_listener_counts_an_input_overflow_and_hears_what_follows(
     # server's xrun reaches PortAudio as paInputOverflow. PortAudio 19.6 hands a JACK cycle's flags
     # to the callback only if that cycle completes a block (the next cycle's flags replace them):
     # with 50 ms blocks at 48 kHz, 2 of 4 frozen runs reported no overflow. With blocks of one JACK
-    # period every cycle completes one, so the overflow is always seen (--samplerate too: without
-    # it --block counts samples at the model's 8 kHz).
+    # period every cycle completes one, so the overflow is always seen (--block counts samples at
+    # the rate the device was opened at: JACK's 48 kHz, the model's 8 kHz being refused).
     stream, digits = played_stream(fsdd_test_clips, tmp_path / "stream.wav", 1, seed=5)
     from_file = listen_json(plumbing_model, "--input", str(stream))
     log = tmp_path / "listen.log"
     with jack_server(tmp_path / "jackd.log") as (env, _):
-        with listening(plumbing_model, env, log, "--samplerate", str(JACK_RATE), "--block", str(PERIOD),
-                       "--json") as listener:
+        with listening(plumbing_model, env, log, "--block", str(PERIOD), "--json") as listener:
             time.sleep(0.5)
             listener.send_signal(signal.SIGSTOP)
             time.sleep(1.0)  # under STALL_SECONDS

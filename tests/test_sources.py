@@ -79,6 +79,13 @@ def test_a_device_refusing_the_model_rate_is_opened_at_its_own(install):
     assert len(block) == round(0.05 * 44100)
 
 
+def test_a_block_in_samples_counts_at_the_rate_the_device_was_opened_at(install):
+    install(fake_sounddevice({44100}, 44100, [(0.0, False)]))
+    with Microphone(None, None, 8000, 1, 0.05, block_samples=1024) as mic:
+        block, _ = next(mic.blocks())
+    assert len(block) == 1024
+
+
 def test_the_model_rate_is_used_when_the_device_takes_it(install):
     install(fake_sounddevice({8000, 44100}, 44100, []))
     assert Microphone(None, None, 8000, 1, 0.05).rate == 8000
@@ -100,6 +107,24 @@ def test_no_audio_at_start_is_told_apart_from_a_stall(install, monkeypatch):
     with Microphone(None, None, 8000, 1, 0.05) as mic, pytest.raises(DeviceError, match="stalled"):
         for _ in mic.blocks():
             pass
+
+
+def test_time_spent_suspended_is_no_stall(install, monkeypatch):
+    # Ctrl-Z then fg, or a laptop's sleep: the clock jumps while nothing runs, then the device's
+    # backlog arrives. The worker's first look after waking must not take the jump for silence.
+    monkeypatch.setattr(sources, "STALL_SECONDS", 0.8)
+    start = time.perf_counter()
+
+    def clock() -> float:  # 10 s pass "asleep" 0.3 s after the start
+        now = time.perf_counter()
+        return now + (10.0 if now - start > 0.3 else 0.0)
+
+    monkeypatch.setattr(sources, "time", types.SimpleNamespace(perf_counter=clock))
+    install(fake_sounddevice({8000}, 8000, [(0.0, False), (0.5, False), (0.0, False)]))
+    with Microphone(None, None, 8000, 1, 0.05) as mic:
+        blocks = mic.blocks()
+        got = [next(blocks) for _ in range(3)]
+    assert len(got) == 3
 
 
 def test_a_slow_first_block_is_waited_for(install, monkeypatch):
