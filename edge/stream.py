@@ -50,9 +50,10 @@ class GateParams:
     vad: str = "energy"
     """Frame decision: "energy" (speech-band energy against the floor) or "webrtc"
     (WebRTC's classifier per 10 ms frame; the ``vad`` extra)."""
-    peak_drop_db: float = 30.0
+    peak_drop_db: float = 36.0
     """Speech also ends when it stays this far below its own loudest frame (clean, reverberant
-    rooms: a floor far below speech would otherwise join digits spoken at a natural pace)."""
+    rooms: a floor far below speech would otherwise join digits spoken at a natural pace). At 30,
+    the silent closure of a slow, clean "six" ended it before its "ks"."""
     onset_frames: int = 3
     """Consecutive loud frames needed to start (rejects clicks)."""
     pre_roll: float = 0.10

@@ -271,6 +271,15 @@ def test_speech_ends_when_far_below_its_own_peak_even_over_digital_silence():
     assert len(segment(x, 512, gate=GateParams(peak_drop_db=99, split_db=None))) == 1
 
 
+def test_a_quiet_closure_inside_a_word_does_not_end_it():
+    # A slow, clean "six": vowel, a closure 33 dB below it for longer than the hang-over, then
+    # "ks" 8 dB below the vowel, over digital silence. One word, not "si" and a "ks" of its own.
+    bursts = [(0.2, 0.1, -62), (1.0, 0.25, -20), (1.25, 0.14, -53), (1.39, 0.12, -28)]
+    x = signal(bursts, 3.0) - signal([], 3.0)
+    assert [round(u.start, 2) for u in segment(x, 512)] == [0.9]
+    assert len(segment(x, 512, gate=GateParams(peak_drop_db=30))) == 2
+
+
 def test_webrtc_vad_finds_the_bursts_block_size_invariantly():
     pytest.importorskip("webrtcvad")
     gate = GateParams(vad="webrtc")
