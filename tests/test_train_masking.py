@@ -1,9 +1,9 @@
-"""SpecAugment-style masks: deterministic per seed, bounded spans, never the input itself."""
+"""SpecAugment-style masks and mixup: deterministic per seed, bounded, never the input itself."""
 
 from __future__ import annotations
 
 import numpy as np
-from audiomnist_edge.train.masking import MaskParams, mask_features
+from audiomnist_edge.train.masking import MaskParams, mask_features, mix_pairs
 
 
 def _runs(flags: np.ndarray) -> list[int]:
@@ -38,3 +38,35 @@ def test_masks_depend_only_on_the_seed() -> None:
     assert np.array_equal(a, mask_features(x, np.random.default_rng(3)))
     assert not np.array_equal(a, mask_features(x, np.random.default_rng(4)))
     assert np.array_equal(mask_features(x, np.random.default_rng(3), MaskParams(0, 10, 0, 3)), x)
+
+
+def test_mixup_blends_pairs_and_keeps_each_example_its_own_label() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 101, 20)).astype(np.float32)
+    labels = rng.integers(0, 11, 256)
+    y = np.eye(11, dtype=np.float32)[labels]
+    mixed_x, mixed_y = mix_pairs(x, y, np.random.default_rng(5), alpha=0.4)
+    assert mixed_x.shape == x.shape and mixed_y.shape == y.shape
+    np.testing.assert_allclose(mixed_y.sum(axis=1), 1.0, rtol=1e-6)
+    own = mixed_y[np.arange(256), labels]
+    assert np.all(own >= 0.5 - 1e-6) and np.all(mixed_y.argmax(axis=1)[own > 0.5 + 1e-6] == labels[own > 0.5 + 1e-6])
+    assert 0.6 < own.mean() < 0.95  # Beta(0.4, 0.4) folded to >= 0.5: mostly near-pure, some halfway
+    # each example is its own share of itself plus the rest of one other example of the batch
+    weight = own.reshape(-1, 1, 1)
+    residue = (mixed_x - weight * x) / np.maximum(1 - weight, 1e-6)
+    partners = [int(np.argmin(np.abs(x - r).reshape(256, -1).max(axis=1))) for r in residue[own < 0.99]]
+    assert np.all(np.abs(residue[own < 0.99] - x[partners]).max(axis=(1, 2)) < 1e-3)
+    assert np.array_equal(mix_pairs(x, y, np.random.default_rng(5), 0.4)[0], mixed_x)
+    assert not np.array_equal(mix_pairs(x, y, np.random.default_rng(6), 0.4)[0], mixed_x)
+
+
+def test_mixup_leaves_the_pure_class_alone_both_ways() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 101, 20)).astype(np.float32)
+    labels = rng.integers(0, 11, 200)
+    y = np.eye(11, dtype=np.float32)[labels]
+    pure = labels == 10
+    mixed_x, mixed_y = mix_pairs(x, y, np.random.default_rng(2), alpha=0.4, pure=pure)
+    assert np.array_equal(mixed_x[pure], x[pure]) and np.array_equal(mixed_y[pure], y[pure])
+    assert np.all(mixed_y[~pure][:, 10] == 0)  # no unknown share blended into a digit
+    assert (np.abs(mixed_x[~pure] - x[~pure]).max(axis=(1, 2)) > 1e-3).mean() > 0.5  # digits still mixed

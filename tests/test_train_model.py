@@ -50,10 +50,10 @@ def test_small_model_beats_floor(official):
     assert _accuracy(arrays, recipe) >= FLOOR
 
 
-def test_masked_training_beats_floor(official):
-    # --spec-masks feeds Keras batches through masking.masked_batches; the model still learns
+def test_masked_and_mixed_training_beats_floor(official):
+    # --spec-masks and --mixup feed Keras batches through masking.masked_batches; the model still learns
     arrays, recipe = official
-    assert _accuracy(arrays, Recipe(**{**recipe.__dict__, "spec_masks": 2})) >= FLOOR
+    assert _accuracy(arrays, Recipe(**{**recipe.__dict__, "spec_masks": 2, "mixup": 0.3})) >= FLOOR
 
 
 def test_shuffled_labels_fail_floor(official):

@@ -82,12 +82,15 @@ def _echo(message: str) -> None:
 @click.option("--spec-masks", type=click.IntRange(0, 10), default=0, show_default=True,
               help="SpecAugment-style masks, drawn afresh each epoch: N spans of up to 10 frames and N of "
                    "up to 3 coefficients zeroed per training example; 0 = off.")
+@click.option("--mixup", type=click.FloatRange(0, 10), default=0.0, show_default=True, callback=finite,
+              help="Mixup: every training example blended with another of its batch, labels alike, with "
+                   "weights from Beta(A, A) (A = 0.2-0.4 is usual); 0 = off.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Feature cache (default ~/.cache/audiomnist-edge or $AUDIOMNIST_EDGE_CACHE).")
 @click.option("-v", "--verbose", is_flag=True, help="Print Keras progress per epoch.")
 def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning_rate, seed, copies,
           capture, synth, synth_copies, backwards_unknown, features, patience, width, label_smoothing, spec_masks,
-          cache_dir, verbose):
+          mixup, cache_dir, verbose):
     """Train a model on a corpus and write a run folder.
 
     \b
@@ -110,7 +113,7 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
     recipe = Recipe(arch=arch, epochs=epochs,
                     batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                     patience=patience, augment=AugmentParams(copies=copies, capture=capture),
-                    label_smoothing=label_smoothing, spec_masks=spec_masks,
+                    label_smoothing=label_smoothing, spec_masks=spec_masks, mixup=mixup,
                     model_kwargs={"width": width} if width and arch != "ann" else {},
                     synth=[os.path.abspath(p) for p in synth] or None, synth_copies=synth_copies,
                     backwards_unknown=backwards_unknown)

@@ -51,6 +51,9 @@ class Recipe:
     spec_masks: int = 0
     """SpecAugment-style masks per training example and epoch (``masking.py``): this many spans of
     up to 10 frames and as many of up to 3 coefficients set to 0; 0 = off."""
+    mixup: float = 0.0
+    """Mixup's Beta parameter (``masking.mix_pairs``): every training digit blended with another digit
+    of its batch, labels alike (the unknown class is left unmixed); 0 = off."""
     augment: AugmentParams = dataclasses.field(default_factory=AugmentParams)
     synth: str | list[str] | None = None
     """Folder(s) of synthetic clips (FSDD layout) added to every training set."""
@@ -266,11 +269,13 @@ def train_model(arrays: Arrays, params: FeatureParams, recipe: Recipe, verbose: 
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=recipe.patience, restore_best_weights=True))
     y_train = keras.utils.to_categorical(arrays.y_train[order], n_classes)
-    if recipe.spec_masks:
+    if recipe.spec_masks or recipe.mixup:
         from .masking import MaskParams, masked_batches
 
-        masks = MaskParams(time_masks=recipe.spec_masks, coef_masks=recipe.spec_masks)
-        inputs = dict(x=masked_batches(arrays.x_train[order], y_train, recipe.batch_size, masks, recipe.seed))
+        masks = MaskParams(time_masks=recipe.spec_masks, coef_masks=recipe.spec_masks) if recipe.spec_masks else None
+        unknown = arrays.labels.index("unknown") if "unknown" in arrays.labels else None
+        inputs = dict(x=masked_batches(arrays.x_train[order], y_train, recipe.batch_size, masks, recipe.seed,
+                                       recipe.mixup, unknown))
     else:
         inputs = dict(x=arrays.x_train[order], y=y_train, batch_size=recipe.batch_size, shuffle=True)
     start = time.time()

@@ -1,9 +1,11 @@
-"""SpecAugment-style masks on feature matrices, drawn afresh for every training batch.
+"""Batch-time transforms of feature matrices: SpecAugment-style masks and mixup.
 
 The model's input is the runtime's per-clip normalised MFCC matrix, shape
 (frames, coefficients); after per-clip CMVN a masked value of 0 is the clip's
-own mean. Masks are a training-time transform only: the model and the device
-path never see them.
+own mean. Mixup (Zhang et al. 2018) blends each example and its one-hot label
+with another example of the batch. Both are drawn afresh for every training
+batch and are training-time transforms only: the model and the device path
+never see them.
 """
 
 from __future__ import annotations
@@ -48,8 +50,30 @@ def mask_features(x: np.ndarray, rng: np.random.Generator, params: MaskParams = 
     return out
 
 
-def masked_batches(x: np.ndarray, y_onehot: np.ndarray, batch_size: int, params: MaskParams, seed: int):
-    """A Keras ``PyDataset``: shuffled batches of (masked x, y), new order and masks every epoch."""
+def mix_pairs(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float,
+              pure: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup: each example of ``x`` (n, ...) and row of ``y`` (n, classes) blended with another of the batch.
+
+    Weights are drawn per example from Beta(alpha, alpha) and folded to at least
+    0.5, so every mixed example keeps its own label as the larger share.
+    Examples flagged in ``pure`` (bool, shape (n,)) are neither mixed nor mixed
+    into others (the unknown class: a digit blended into a non-digit word is
+    part digit, and the class would learn to doubt itself).
+    """
+    lam = rng.beta(alpha, alpha, size=len(x)).astype(np.float32)
+    lam = np.maximum(lam, 1.0 - lam)
+    partner = rng.permutation(len(x))
+    if pure is not None:
+        lam[pure | pure[partner]] = 1.0
+    lx = lam.reshape(-1, *([1] * (x.ndim - 1)))
+    return lx * x + (1 - lx) * x[partner], lam[:, None] * y + (1 - lam[:, None]) * y[partner]
+
+
+def masked_batches(x: np.ndarray, y_onehot: np.ndarray, batch_size: int, params: MaskParams | None, seed: int,
+                   mixup: float = 0.0, pure_class: int | None = None):
+    """A Keras ``PyDataset``: shuffled batches of (x, y), masked (``params``) and mixed (``mixup`` > 0:
+    the Beta parameter of ``mix_pairs``; examples of ``pure_class`` left unmixed); new order, masks
+    and pairs every epoch."""
     import keras
 
     class MaskedBatches(keras.utils.PyDataset):
@@ -63,7 +87,13 @@ def masked_batches(x: np.ndarray, y_onehot: np.ndarray, batch_size: int, params:
 
         def __getitem__(self, index):
             pick = np.sort(self.order[index * batch_size:(index + 1) * batch_size])
-            return mask_features(x[pick], self.rng, params), y_onehot[pick]
+            xb, yb = x[pick].astype(np.float32), y_onehot[pick].astype(np.float32)
+            if params is not None:
+                xb = mask_features(xb, self.rng, params)
+            if mixup > 0:
+                pure = None if pure_class is None else yb[:, pure_class] == 1
+                xb, yb = mix_pairs(xb, yb, self.rng, mixup, pure)
+            return xb, yb
 
         def on_epoch_end(self):
             self.order = self.rng.permutation(len(x))
