@@ -56,11 +56,15 @@ def _text(log) -> str:
     return log.read().decode(errors="replace")
 
 
-def through_device(wav: Path, device: str, model_args: list[str], env: dict[str, str]) -> str:
-    """Play ``wav`` with paplay while ``listen --device`` captures it; listen's JSON output."""
+def through_device(wav: Path, device: str, listen_args: list[str], env: dict[str, str]) -> tuple[str, str]:
+    """Play ``wav`` with paplay while ``listen --device DEVICE --json LISTEN_ARGS`` captures it.
+
+    Playback starts once listen says it is listening, and listen is stopped
+    with SIGTERM a second after playback ends; (its JSON output, its stderr).
+    """
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen([sys.executable, "-m", "audiomnist_edge", "listen", "--device", device,
-                                    "--samplerate", str(CAPTURE_RATE), "--json", *model_args],
+                                    "--json", *listen_args],
                                    env=env, stdout=subprocess.PIPE, stderr=log)
         try:
             deadline = time.monotonic() + 60
@@ -78,7 +82,16 @@ def through_device(wav: Path, device: str, model_args: list[str], env: dict[str,
                 process.wait()
         if process.returncode:
             raise click.ClickException(_text(log).strip().splitlines()[-1])
-    return out.decode()
+        return out.decode(), _text(log)
+
+
+def from_file(wav: Path, listen_args: list[str]) -> str:
+    """``listen --input WAV --json LISTEN_ARGS``'s JSON output."""
+    command = [sys.executable, "-m", "audiomnist_edge", "listen", "--input", str(wav), "--json", *listen_args]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        raise click.ClickException(result.stderr.strip().splitlines()[-1])
+    return result.stdout
 
 
 @click.command()
@@ -109,16 +122,12 @@ def main(model_path: str | None, data: Path | None, digits: int, fast: bool, dev
             try:
                 with (private_server(CAPTURE_RATE) if private_pulse
                       else contextlib.nullcontext(dict(os.environ))) as env:
-                    output = through_device(wav, device, model_args, env)
+                    output, _ = through_device(wav, device, ["--samplerate", str(CAPTURE_RATE), *model_args],
+                                               env)
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 raise click.ClickException(str(exc)) from None
         else:
-            command = [sys.executable, "-m", "audiomnist_edge", "listen", "--input", str(wav), "--json",
-                       *model_args, *([] if fast else ["--realtime"])]
-            result = subprocess.run(command, capture_output=True, text=True)
-            if result.returncode:
-                raise click.ClickException(result.stderr.strip().splitlines()[-1])
-            output = result.stdout
+            output = from_file(wav, [*model_args, *([] if fast else ["--realtime"])])
     records = [json.loads(line) for line in output.splitlines()]
     if not records:
         raise click.ClickException("listen reported no digits")

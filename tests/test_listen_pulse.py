@@ -133,3 +133,33 @@ def test_idle_cpu_benchmark_through_pulseaudio():
     figures = json.loads(result.stdout)
     assert (figures["source"], figures["rate"], figures["detections"]) == ("pulse", 16000, 0)
     assert figures["cpu_percent_of_one_core"] >= 0 and figures["rss_kib_end"] > 10_000
+
+
+def test_stream_benchmark_through_pulseaudio(fsdd, tmp_path):
+    """The README's PulseAudio stream row: on a short FSDD stream both paths decide every utterance alike."""
+    result = subprocess.run([sys.executable, "-m", "benchmarks.pulse_stream", "--digits", "3", "--fsdd", str(fsdd),
+                             "--hd-en", str(tmp_path / "no-hd-en"), "--out", str(tmp_path)],
+                            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads((tmp_path / "pulse-stream.json").read_text())
+    (row,) = figures["streams"].values()
+    assert row["capture"] == {"device": "pulse", "rate": 8000, "blocks_dropped": 0, "overflows": 0}
+    assert row["input"]["digits"] == row["pulse"]["digits"] == len(row["truth"]) == 3
+    assert row["utterances"]["paired"] == row["utterances"]["utterances"] >= 3, row["utterances"]
+    assert row["utterances"]["max_boundary_shift_ms"] < 100
+    assert row["pulse_digits"] == row["input_digits"] and row["points"] == 0 and figures["met"]
+    assert "**met**" in (tmp_path / "pulse-stream.md").read_text()
+
+
+def test_stream_benchmark_aligns_the_clocks_without_the_first_utterance():
+    from audiomnist_edge.recognizer import Detection
+
+    from benchmarks.pulse_stream import clock_offset
+
+    def found(starts: list[float]) -> list[Detection]:
+        return [Detection(s, s + 0.4, "1", "1", 0.9, 1.0, 100.0, False) for s in starts]
+
+    reference = [1.0, 1.6, 2.5, 3.1, 4.0]
+    heard = found([1.234 + s for s in reference[1:]] + [6.0])  # the first missed, a late extra
+    assert clock_offset(heard, found(reference)) == pytest.approx(1.234)
+    assert clock_offset([], found(reference)) == 0.0
