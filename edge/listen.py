@@ -269,9 +269,7 @@ def listen(
     reason = "end of input"
     try:
         if input_path is None:
-            microphone = Microphone(
-                device, samplerate, model.params.sample_rate, channels, 0.05, warn=_warn, block_samples=block
-            )
+            microphone = Microphone(device, samplerate, model.params.sample_rate, channels, block, warn=_warn)
             rate, name = microphone.rate, f"{microphone.name!r}"
             if samplerate is None and rate != model.params.sample_rate:
                 click.echo(

@@ -24,6 +24,7 @@ PCM_FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le
 QUEUE_BLOCKS = 64  # microphone blocks buffered between the audio thread and the worker
 STALL_SECONDS = 2.0  # no audio for this long from a running device means it is gone
 START_SECONDS = 10.0  # a device may take this long to deliver its first block (sound servers)
+BLOCK_SECONDS = 0.05  # a microphone block's length unless samples per block are asked for
 CLOSE_SECONDS = 2.0  # closing a device may take this long; a hung sound server is then left behind
 POLL_SECONDS = 0.2  # the worker looks at a silent device this often
 SUSPENDED_SECONDS = 1.0  # a longer gap between two looks means this process was suspended (Ctrl-Z, sleep)
@@ -145,8 +146,8 @@ class Microphone:
             it, else the device's default rate, to be resampled).
         wanted_rate: the model's rate, Hz.
         channels: channels to capture, averaged to mono.
-        block_seconds: length of one block, unless ``block_samples`` is given.
-        block_samples: samples per block at the capture rate (which may be the device's own).
+        block: samples per block at the capture rate, which may be the device's own
+            (None: BLOCK_SECONDS).
         warn: called with a message when new drops or overflows happen.
     """
 
@@ -156,9 +157,8 @@ class Microphone:
         samplerate: int | None,
         wanted_rate: int,
         channels: int,
-        block_seconds: float,
+        block: int | None = None,
         warn: Callable[[str], None] = log.warning,
-        block_samples: int | None = None,
     ) -> None:
         sd = self._sd = sounddevice_module()
         spec = _device_spec(device)
@@ -188,7 +188,7 @@ class Microphone:
                 samplerate=self.rate,
                 channels=channels,
                 dtype="float32",
-                blocksize=block_samples or max(1, int(round(block_seconds * self.rate))),
+                blocksize=block or max(1, int(round(BLOCK_SECONDS * self.rate))),
                 callback=self._callback,
                 finished_callback=self._finished.set,
             )

@@ -19,7 +19,7 @@ BLOCK_SECONDS = 0.01
 
 def main(device: str, rate: int) -> None:
     warnings: list[str] = []
-    with Microphone(device, rate, rate, 1, BLOCK_SECONDS, warn=warnings.append) as mic:
+    with Microphone(device, rate, rate, 1, round(BLOCK_SECONDS * rate), warn=warnings.append) as mic:
         blocks = mic.blocks()
         next(blocks)
         time.sleep(2 * QUEUE_BLOCKS * BLOCK_SECONDS)  # the queue is full half-way: the rest is dropped

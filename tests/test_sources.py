@@ -72,7 +72,7 @@ def install(monkeypatch):
 
 def test_a_device_refusing_the_model_rate_is_opened_at_its_own(install):
     install(fake_sounddevice({44100}, 44100, [(0.0, False)]))
-    mic = Microphone(None, None, 8000, 1, 0.05)
+    mic = Microphone(None, None, 8000, 1)
     assert mic.rate == 44100
     with mic:
         block, _ = next(mic.blocks())
@@ -81,30 +81,30 @@ def test_a_device_refusing_the_model_rate_is_opened_at_its_own(install):
 
 def test_a_block_in_samples_counts_at_the_rate_the_device_was_opened_at(install):
     install(fake_sounddevice({44100}, 44100, [(0.0, False)]))
-    with Microphone(None, None, 8000, 1, 0.05, block_samples=1024) as mic:
+    with Microphone(None, None, 8000, 1, 1024) as mic:
         block, _ = next(mic.blocks())
     assert len(block) == 1024
 
 
 def test_the_model_rate_is_used_when_the_device_takes_it(install):
     install(fake_sounddevice({8000, 44100}, 44100, []))
-    assert Microphone(None, None, 8000, 1, 0.05).rate == 8000
+    assert Microphone(None, None, 8000, 1).rate == 8000
 
 
 def test_a_forced_rate_the_device_refuses_is_one_clear_error(install):
     install(fake_sounddevice({44100}, 44100, []))
     with pytest.raises(DeviceError, match="refuses 16000 Hz"):
-        Microphone(None, 16000, 8000, 1, 0.05)
+        Microphone(None, 16000, 8000, 1)
 
 
 def test_no_audio_at_start_is_told_apart_from_a_stall(install, monkeypatch):
     monkeypatch.setattr(sources, "START_SECONDS", 0.6)
     monkeypatch.setattr(sources, "STALL_SECONDS", 0.4)
     install(fake_sounddevice({8000}, 8000, []))
-    with Microphone(None, None, 8000, 1, 0.05) as mic, pytest.raises(DeviceError, match="no audio yet"):
+    with Microphone(None, None, 8000, 1) as mic, pytest.raises(DeviceError, match="no audio yet"):
         next(mic.blocks())
     install(fake_sounddevice({8000}, 8000, [(0.0, False), (0.0, False)]))
-    with Microphone(None, None, 8000, 1, 0.05) as mic, pytest.raises(DeviceError, match="stalled"):
+    with Microphone(None, None, 8000, 1) as mic, pytest.raises(DeviceError, match="stalled"):
         for _ in mic.blocks():
             pass
 
@@ -121,7 +121,7 @@ def test_time_spent_suspended_is_no_stall(install, monkeypatch):
 
     monkeypatch.setattr(sources, "time", types.SimpleNamespace(perf_counter=clock))
     install(fake_sounddevice({8000}, 8000, [(0.0, False), (0.5, False), (0.0, False)]))
-    with Microphone(None, None, 8000, 1, 0.05) as mic:
+    with Microphone(None, None, 8000, 1) as mic:
         blocks = mic.blocks()
         got = [next(blocks) for _ in range(3)]
     assert len(got) == 3
@@ -130,7 +130,7 @@ def test_time_spent_suspended_is_no_stall(install, monkeypatch):
 def test_a_slow_first_block_is_waited_for(install, monkeypatch):
     monkeypatch.setattr(sources, "STALL_SECONDS", 0.3)  # a server that needs longer than a stall to start
     install(fake_sounddevice({8000}, 8000, [(0.8, False)]))
-    with Microphone(None, None, 8000, 1, 0.05) as mic:
+    with Microphone(None, None, 8000, 1) as mic:
         block, _ = next(mic.blocks())
     assert len(block) == 400
 
@@ -139,7 +139,7 @@ def test_overflows_and_drops_are_counted_and_reported(install, monkeypatch):
     monkeypatch.setattr(sources, "QUEUE_BLOCKS", 3)
     install(fake_sounddevice({8000}, 8000, [(0.0, True)] + [(0.0, False)] * 9))
     warnings: list[str] = []
-    with Microphone(None, None, 8000, 1, 0.05, warn=warnings.append) as mic:
+    with Microphone(None, None, 8000, 1, warn=warnings.append) as mic:
         time.sleep(0.3)  # the worker is late: the queue (3 blocks) fills, 7 blocks are dropped
         blocks = mic.blocks()
         got = [next(blocks) for _ in range(3)]

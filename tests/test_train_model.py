@@ -51,7 +51,7 @@ def test_small_model_beats_floor(official):
 
 
 def test_masked_and_mixed_training_beats_floor(official):
-    # --spec-masks and --mixup feed Keras batches through masking.masked_batches; the model still learns
+    # --spec-masks and --mixup feed Keras batches through masking.augmented_batches; the model still learns
     arrays, recipe = official
     assert _accuracy(arrays, Recipe(**{**recipe.__dict__, "spec_masks": 2, "mixup": 0.3})) >= FLOOR
 

@@ -83,8 +83,8 @@ def _echo(message: str) -> None:
               help="SpecAugment-style masks, drawn afresh each epoch: N spans of up to 10 frames and N of "
                    "up to 3 coefficients zeroed per training example; 0 = off.")
 @click.option("--mixup", type=click.FloatRange(0, 10), default=0.0, show_default=True, callback=finite,
-              help="Mixup: every training example blended with another of its batch, labels alike, with "
-                   "weights from Beta(A, A) (A = 0.2-0.4 is usual); 0 = off.")
+              help="Mixup: every training digit blended with another digit of its batch, labels alike, with "
+                   "weights from Beta(A, A) (A = 0.2-0.4 is usual; the unknown class is never mixed); 0 = off.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Feature cache (default ~/.cache/audiomnist-edge or $AUDIOMNIST_EDGE_CACHE).")
 @click.option("-v", "--verbose", is_flag=True, help="Print Keras progress per epoch.")

@@ -270,11 +270,11 @@ def train_model(arrays: Arrays, params: FeatureParams, recipe: Recipe, verbose: 
             monitor="val_loss", patience=recipe.patience, restore_best_weights=True))
     y_train = keras.utils.to_categorical(arrays.y_train[order], n_classes)
     if recipe.spec_masks or recipe.mixup:
-        from .masking import MaskParams, masked_batches
+        from .masking import MaskParams, augmented_batches
 
         masks = MaskParams(time_masks=recipe.spec_masks, coef_masks=recipe.spec_masks) if recipe.spec_masks else None
         unknown = arrays.labels.index("unknown") if "unknown" in arrays.labels else None
-        inputs = dict(x=masked_batches(arrays.x_train[order], y_train, recipe.batch_size, masks, recipe.seed,
+        inputs = dict(x=augmented_batches(arrays.x_train[order], y_train, recipe.batch_size, masks, recipe.seed,
                                        recipe.mixup, unknown))
     else:
         inputs = dict(x=arrays.x_train[order], y=y_train, batch_size=recipe.batch_size, shuffle=True)

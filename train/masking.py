@@ -69,14 +69,14 @@ def mix_pairs(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: flo
     return lx * x + (1 - lx) * x[partner], lam[:, None] * y + (1 - lam[:, None]) * y[partner]
 
 
-def masked_batches(x: np.ndarray, y_onehot: np.ndarray, batch_size: int, params: MaskParams | None, seed: int,
+def augmented_batches(x: np.ndarray, y_onehot: np.ndarray, batch_size: int, params: MaskParams | None, seed: int,
                    mixup: float = 0.0, pure_class: int | None = None):
     """A Keras ``PyDataset``: shuffled batches of (x, y), masked (``params``) and mixed (``mixup`` > 0:
     the Beta parameter of ``mix_pairs``; examples of ``pure_class`` left unmixed); new order, masks
     and pairs every epoch."""
     import keras
 
-    class MaskedBatches(keras.utils.PyDataset):
+    class AugmentedBatches(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()
             self.rng = np.random.default_rng([seed, 7])
@@ -98,4 +98,4 @@ def masked_batches(x: np.ndarray, y_onehot: np.ndarray, batch_size: int, params:
         def on_epoch_end(self):
             self.order = self.rng.permutation(len(x))
 
-    return MaskedBatches()
+    return AugmentedBatches()
