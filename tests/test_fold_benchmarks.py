@@ -132,3 +132,22 @@ def test_folds_of_a_folder_that_is_no_fold_run(bench, tmp_path) -> None:
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert "not a fold run" in result.stderr
+
+
+def test_fold_models_are_self_describing(fold_run) -> None:
+    """A fold's int8 model carries its held-out speakers and runs under predict --model."""
+    tests, _ = fold_speakers(fold_run)
+    for fold in FOLDS:
+        model = fold_run / "folds" / f"fold-{fold}.tflite"
+        described = run(EXE, "info", "--model", model, "--json")
+        assert described.returncode == 0, described.stderr
+        training = json.loads(described.stdout)["metadata"]["training"]
+        assert training["fold"] == fold and set(training["test_speakers"]) == tests[fold]
+        speaker = sorted(tests[fold])[0]
+        corpus = next(Path(c) for c in json.loads((fold_run / "folds.json").read_text())["data"]
+                      if any(name.split("_")[1] == speaker for name in os.listdir(Path(c) / "recordings")))
+        clip = next(p for p in sorted((corpus / "recordings").iterdir()) if p.name.split("_")[1] == speaker)
+        predicted = run(EXE, "predict", clip, "--model", model, "--json", "--min-confidence", "0")
+        assert predicted.returncode == 0, predicted.stderr
+        answer = json.loads(predicted.stdout)
+        assert answer["file"] == str(clip) and len(answer["utterances"]) == 1

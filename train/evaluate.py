@@ -186,6 +186,27 @@ def int8_model(model, x_train: np.ndarray, params, labels: list[str] = LABELS, c
     return runtime_model(content, params, labels), content
 
 
+def fold_artifact(content: bytes, runtime, params, labels: list[str], name: str, fold: int,
+                  test_speakers: list[str], recipe: dict, accuracy: float) -> bytes:
+    """A fold's int8 model with the metadata ``predict`` and ``listen`` need (and what it held out)."""
+    from ..convert.commands import folder_names
+    from ..convert.metadata import embed_metadata
+    from ..convert.quantize import tensor_quantization
+
+    recipe = {**recipe, "synth": folder_names(list(recipe.get("synth") or []))}
+    return embed_metadata(content, {
+        "name": f"{name}-fold-{fold}",
+        "labels": list(labels),
+        "features": params.to_dict(),
+        "features_hash": params.stable_hash(),
+        "normalisation": "in the graph",
+        "quantization": {"type": "int8", "input": tensor_quantization(runtime.input_details),
+                         "output": tensor_quantization(runtime.output_details)},
+        "training": {"split": "speaker", "fold": fold, "test_speakers": list(test_speakers),
+                     "recipe": recipe, "int8_test_accuracy": accuracy},
+    })
+
+
 def fold_model(run_dir: str | Path, fold: int):
     """The edge Model of fold ``fold`` of ``evaluate RUN --folds`` (``RUN/folds/fold-K.tflite``)."""
     from ..config import FeatureParams
@@ -229,14 +250,16 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
 
     Each fold's model is scored as Keras float32 and as the full-int8 TFLite
     model through the device runtime (the headline figures are int8); its
-    int8 file is kept as ``OUT/folds/fold-K.tflite``. With ``conditions``, the
-    int8 model is also scored on the fold's held-out clips under every capture
-    condition (``train.conditions``), both as one decision on the whole clip and
-    as what ``predict`` reports. ``folds.json`` is rewritten after every
-    fold, so a stopped run keeps the folds it finished.
+    int8 file is kept as ``OUT/folds/fold-K.tflite``, with metadata naming its
+    held-out speakers, so ``predict --model`` and ``listen --model`` take it.
+    With ``conditions``, the int8 model is also scored on the fold's held-out
+    clips under every capture condition (``train.conditions``), both as one
+    decision on the whole clip and as what ``predict`` reports. ``folds.json``
+    is rewritten after every fold, so a stopped run keeps the folds it finished.
 
     Returns {"split": "speaker", "folds": [...], "mean", "std", "worst", ...}.
     """
+    from ..convert.commands import write_atomic
     from ..convert.quantize import runtime_probabilities
     from .fit import _quiet_tf, data_paths, predict, prepare, read_run, train_model
 
@@ -285,7 +308,9 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
             result["conditions"] = {d: fold_conditions(rows, d) for d in rows[0]["conditions"]}
         if target is not None:
             (target / "folds").mkdir(parents=True, exist_ok=True)
-            (target / "folds" / f"fold-{k}.tflite").write_bytes(content)
+            artifact = fold_artifact(content, int8, params, labels, target.name, k, list(split.test_speakers),
+                                     recipe.to_dict(), m["accuracy"])
+            write_atomic(target / "folds" / f"fold-{k}.tflite", artifact, force=True)
             (target / "folds.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 
