@@ -143,6 +143,8 @@ def test_fold_models_are_self_describing(fold_run) -> None:
         assert described.returncode == 0, described.stderr
         training = json.loads(described.stdout)["metadata"]["training"]
         assert training["fold"] == fold and set(training["test_speakers"]) == tests[fold]
+        shown = run(EXE, "info", "--model", model)
+        assert f"held out   fold {fold}: {', '.join(sorted(tests[fold]))}" in shown.stdout
         speaker = sorted(tests[fold])[0]
         corpus = next(Path(c) for c in json.loads((fold_run / "folds.json").read_text())["data"]
                       if any(name.split("_")[1] == speaker for name in os.listdir(Path(c) / "recordings")))

@@ -186,24 +186,24 @@ def int8_model(model, x_train: np.ndarray, params, labels: list[str] = LABELS, c
     return runtime_model(content, params, labels), content
 
 
-def fold_artifact(content: bytes, runtime, params, labels: list[str], name: str, fold: int,
-                  test_speakers: list[str], recipe: dict, accuracy: float) -> bytes:
-    """A fold's int8 model with the metadata ``predict`` and ``listen`` need (and what it held out)."""
-    from ..convert.commands import folder_names
+def fold_artifact(content: bytes, runtime, params, labels: list[str], name: str, training: dict) -> bytes:
+    """A fold's int8 model with the metadata ``predict`` and ``listen`` need; ``training`` says
+    what it was trained on and held out (run, fold, test_speakers, recipe, n_train, accuracy)."""
+    import datetime
+
     from ..convert.metadata import embed_metadata
     from ..convert.quantize import tensor_quantization
 
-    recipe = {**recipe, "synth": folder_names(list(recipe.get("synth") or []))}
     return embed_metadata(content, {
-        "name": f"{name}-fold-{fold}",
+        "name": name,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "labels": list(labels),
         "features": params.to_dict(),
         "features_hash": params.stable_hash(),
         "normalisation": "in the graph",
         "quantization": {"type": "int8", "input": tensor_quantization(runtime.input_details),
                          "output": tensor_quantization(runtime.output_details)},
-        "training": {"split": "speaker", "fold": fold, "test_speakers": list(test_speakers),
-                     "recipe": recipe, "int8_test_accuracy": accuracy},
+        "training": training,
     })
 
 
@@ -259,7 +259,7 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
 
     Returns {"split": "speaker", "folds": [...], "mean", "std", "worst", ...}.
     """
-    from ..convert.commands import write_atomic
+    from ..convert.commands import folder_names, write_atomic
     from ..convert.quantize import runtime_probabilities
     from .fit import _quiet_tf, data_paths, predict, prepare, read_run, train_model
 
@@ -308,8 +308,11 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
             result["conditions"] = {d: fold_conditions(rows, d) for d in rows[0]["conditions"]}
         if target is not None:
             (target / "folds").mkdir(parents=True, exist_ok=True)
-            artifact = fold_artifact(content, int8, params, labels, target.name, k, list(split.test_speakers),
-                                     recipe.to_dict(), m["accuracy"])
+            recipe_summary = {**recipe.to_dict(), "synth": folder_names(recipe.synth) if recipe.synth else None}
+            artifact = fold_artifact(content, int8, params, labels, f"{target.name}-fold-{k}", {
+                "run": target.name, "layout": ds.layout, "split": "speaker", "fold": k,
+                "test_speakers": list(split.test_speakers), "n_train": int(len(arrays.x_train)),
+                "int8_test_accuracy": m["accuracy"], "recipe": recipe_summary})
             write_atomic(target / "folds" / f"fold-{k}.tflite", artifact, force=True)
             (target / "folds.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
