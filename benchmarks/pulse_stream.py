@@ -21,9 +21,12 @@ fall within 0.1 s of ``--input``'s.
 
 The model is the packaged one unless ``--model`` names another; the results
 say which of the streams' speakers it heard in training (the packaged model:
-all of them). Playback is real time: ``--digits 100`` takes about 4 minutes.
+all of them). A fold model of ``evaluate RUN --folds`` (``RUN/folds/fold-K.tflite``)
+hears streams drawn from every take of its held-out speakers, and nobody else.
+Playback is real time: ``--digits 100`` takes about 4 minutes.
 
     python -m benchmarks.pulse_stream                          # writes results/pulse-stream.md/.json
+    python -m benchmarks.pulse_stream --model runs/RUN/folds/fold-0.tflite  # ...-RUN-fold-0.md/.json
     python -m benchmarks.pulse_stream --digits 4 --out /tmp/ps # a quick look
 """
 
@@ -48,8 +51,8 @@ from audiomnist_edge.wav import write_wav
 from .clips import REPO, default_fsdd
 from .listen_latency import from_file, through_device
 from .pulse import private_server
-from .stream_bench import (CONDITIONS, RESULTS, Score, clip_speakers, condition_stream, edit_distance,
-                           single_model_corpora)
+from .stream_bench import (CONDITIONS, RESULTS, Score, clip_speakers, condition_stream, corpus_clips,
+                           edit_distance, single_model_corpora)
 
 SINK_RATE = 16000         # the null sink's rate: paplay resamples up to it, listen's device down from it
 TARGET_POINTS = 2.0       # |pulse - input| sequence score, in points (hundredths)
@@ -130,6 +133,25 @@ def trained_speakers(model: Model) -> list[str] | None:
         return None
 
 
+def held_out_speakers(model: Model) -> set[str] | None:
+    """The speakers a fold model of ``evaluate --folds`` was never trained on (None for other models)."""
+    speakers = (model.metadata.get("training") or {}).get("test_speakers")
+    return {str(s) for s in speakers} if isinstance(speakers, list) else None
+
+
+def stream_corpora(fsdd: Path, hd_root: Path, model: Model) -> dict[str, tuple[list[tuple[str, Path]], int]]:
+    """The streams' (label, path) clips and rate per corpus: for a fold model every take of its
+    held-out speakers, else HD-EN and FSDD's official test takes (``single_model_corpora``)."""
+    held_out = held_out_speakers(model)
+    if held_out is None:
+        return single_model_corpora(fsdd, hd_root)
+    name = model.metadata.get("name")
+    return {f"{corpus}, the speakers {name} never heard":
+            ([(label, path) for label, path in corpus_clips(root, lambda take: True)
+              if path.stem.split("_")[1] in held_out], rate)
+            for corpus, root, rate in (("HD-EN", hd_root, 16000), ("FSDD", fsdd, 8000))}
+
+
 @click.command()
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
               help="Model file [default: the packaged model].")
@@ -151,6 +173,7 @@ def main(model_path: str | None, fsdd: Path | None, hd_en: Path | None, digits: 
     model = Model.load(model_path)
     model_args = ["--model", str(model.path)]
     trained = trained_speakers(model)
+    held_out = held_out_speakers(model)
     command = " ".join(["python -m benchmarks.pulse_stream", f"--digits {digits}"]
                        + ([f"--condition {condition}"] if condition != "padded" else [])
                        + ([f"--seed {seed}"] if seed else [])
@@ -159,7 +182,7 @@ def main(model_path: str | None, fsdd: Path | None, hd_en: Path | None, digits: 
                                "condition": {condition: CONDITIONS[condition]}, "sink_rate": SINK_RATE,
                                "target_points": TARGET_POINTS, "streams": {}}
     pooled, pooled_distance = {"input": Score(), "pulse": Score()}, 0
-    corpora = single_model_corpora(fsdd or default_fsdd(), hd_en or REPO.parent / "shared" / "datasets" / "hd-en")
+    corpora = stream_corpora(fsdd or default_fsdd(), hd_en or REPO.parent / "shared" / "datasets" / "hd-en", model)
     try:
         with tempfile.TemporaryDirectory(prefix="pulse-stream-") as tmp, private_server(SINK_RATE) as env:
             for c, (corpus, (clips, rate)) in enumerate(corpora.items()):
@@ -182,7 +205,8 @@ def main(model_path: str | None, fsdd: Path | None, hd_en: Path | None, digits: 
                 speakers = clip_speakers([path for _, path in clips])
                 row = {**comparison(scores["input"], scores["pulse"], distance),
                        "utterances": pairing(live, offline), "speakers": speakers,
-                       "heard_in_training": None if trained is None else [s for s in speakers if s in trained],
+                       "heard_in_training": [] if held_out is not None else None if trained is None
+                       else [s for s in speakers if s in trained],
                        "seconds": round(len(samples) / rate, 1), "rate": rate, "capture": capture_line(log),
                        "clock_offset_s": round(offset, 3), "truth": [label for label, *_ in truth],
                        "input_digits": digits_of(offline), "pulse_digits": digits_of(live)}
@@ -201,7 +225,8 @@ def main(model_path: str | None, fsdd: Path | None, hd_en: Path | None, digits: 
     results["met"] = results["all"]["met"] and all(row["met"] for row in results["streams"].values())
     results["seconds"] = round(time.perf_counter() - started, 1)
     out.mkdir(parents=True, exist_ok=True)
-    name = "pulse-stream" + ("" if condition == "padded" else f"-{condition}")
+    name = ("pulse-stream" + ("" if held_out is None else f"-{model.metadata.get('name', 'fold')}")
+            + ("" if condition == "padded" else f"-{condition}"))
     (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / f"{name}.md").write_text(report(results))
     click.echo(report(results))

@@ -153,3 +153,22 @@ def test_fold_models_are_self_describing(fold_run) -> None:
         assert predicted.returncode == 0, predicted.stderr
         answer = json.loads(predicted.stdout)
         assert answer["file"] == str(clip) and len(answer["utterances"]) == 1
+
+
+def test_pulse_stream_plays_a_fold_model_its_held_out_speakers_only(fold_run) -> None:
+    from audiomnist_edge.model import Model
+
+    from benchmarks.pulse_stream import held_out_speakers, stream_corpora
+
+    tests, every = fold_speakers(fold_run)
+    data = {Path(c).name: Path(c) for c in json.loads((fold_run / "folds.json").read_text())["data"]}
+    assert held_out_speakers(Model.load()) is None  # the packaged model: HD-EN and FSDD's test takes
+    for fold in FOLDS:
+        model = Model.load(fold_run / "folds" / f"fold-{fold}.tflite")
+        assert held_out_speakers(model) == tests[fold]
+        corpora = stream_corpora(data["fsdd"], data["hd-en"], model)
+        assert len(corpora) == 2 and all(f"fold-{fold} never heard" in name for name in corpora)
+        streamed = [path for clips, _ in corpora.values() for _, path in clips]
+        speakers = {path.stem.split("_")[1] for path in streamed}
+        assert speakers == tests[fold] and not speakers & (every - tests[fold])
+        assert len(streamed) == len(tests[fold]) * 10 * TAKES  # every take of every held-out speaker
