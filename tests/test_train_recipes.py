@@ -21,6 +21,7 @@ from conftest import require
 pytest.importorskip("tensorflow")
 
 from audiomnist_edge.config import FeatureParams  # noqa: E402
+from audiomnist_edge.errors import EdgeError  # noqa: E402
 from audiomnist_edge.features import clip_features  # noqa: E402
 from audiomnist_edge.train import cache, synth  # noqa: E402
 from audiomnist_edge.train.datasets import load  # noqa: E402
@@ -88,6 +89,24 @@ def test_synthetic_speakers(synth_corpus, tmp_path) -> None:
     assert {f.name: f.stat().st_mtime_ns for f in files} == before
     ds = load(synth_corpus, synthetic=True)
     assert len(ds.clips) == 20 and all(c.synthetic for c in ds.clips)
+
+
+def test_synthetic_voices_subset_keeps_the_same_speakers(tmp_path) -> None:
+    """--voices kal,awb: the kal and awb speakers of the full corpus, names and clips alike, no others."""
+    require(shutil.which("flite") and shutil.which("sox"), "flite or sox not installed (apt-get install flite sox)")
+    everyone = synth.generate(tmp_path / "all", n_speakers=6, engine="flite", progress=False)
+    subset = synth.generate(tmp_path / "some", n_speakers=6, engine="flite", voices=["kal", "awb"], progress=False)
+    voices = json.loads((everyone / "voices.json").read_text())
+    kept = {name: v for name, v in voices.items() if v["voice"] in ("kal", "awb")}
+    assert len(kept) == 4 < len(voices) == 6  # fl000 kal, fl001 awb, then fl004 and fl005 shifted
+    assert json.loads((subset / "voices.json").read_text()) == kept
+    files = sorted(p.name for p in (subset / "recordings").iterdir())
+    assert files == sorted(f"{d}_{name}_0.wav" for name in kept for d in range(10))
+    assert all((subset / "recordings" / f).read_bytes() == (everyone / "recordings" / f).read_bytes() for f in files)
+    assert synth.corpus_dir("flite", 100, 1, 8000, 0, ["kal", "awb"]).name == "flite-kalawb-v1-s100-t1-r8000-seed0"
+    assert synth.corpus_dir("festival", 60, 1, 8000, 0, ["kal_diphone"]).name == "festival-kal-v1-s60-t1-r8000-seed0"
+    with pytest.raises(EdgeError, match="flite has no voice bob"):
+        synth.generate(tmp_path / "bad", n_speakers=2, engine="flite", voices=["bob"], progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ repository, so ``train --synth DIR`` can add them to a training set. Speaker
 names carry the engine (``syn``, ``fl``, ``fe`` prefixes), so corpora of
 different engines load together. Generated audio is never committed.
 
-    python -m audiomnist_edge.train.synth [--engine espeak|flite|festival] [--speakers N]
+    python -m audiomnist_edge.train.synth [--engine espeak|flite|festival] [--speakers N] [--voices V,...]
 """
 
 from __future__ import annotations
@@ -71,7 +71,10 @@ def voices(n_speakers: int, seed: int = 0) -> list[tuple[str, str]]:
 
 
 def speakers(engine: str, n_speakers: int, seed: int = 0) -> list[dict]:
-    """The synthetic speakers of an engine: name, voice and (flite/festival) pitch and tempo."""
+    """The synthetic speakers of an engine: name, voice and (flite/festival) pitch and tempo.
+
+    ``generate``'s ``voices`` keeps some of them; the list itself never depends on it.
+    """
     prefix = ENGINES[engine][1]
     if engine == "espeak":
         return [{"name": f"{prefix}{s:03d}", "voice": f"{a}+{v}"}
@@ -140,27 +143,44 @@ def speak_festival(words: list[str], voice: str, stretches: list[float], folder:
     return paths
 
 
-def corpus_dir(engine: str, n_speakers: int, takes: int, rate: int, seed: int) -> Path:
-    """The default folder of a synthetic corpus (espeak keeps its original name)."""
+def corpus_dir(engine: str, n_speakers: int, takes: int, rate: int, seed: int,
+               voices: list[str] | None = None) -> Path:
+    """The default folder of a synthetic corpus (espeak keeps its original name); a subset of
+    voices is named by their first words run together (kal and awb: ``flite-kalawb-v1-...``)."""
     name = f"v{VERSION}-s{n_speakers}-t{takes}-r{rate}-seed{seed}"
-    return default_dir() / (name if engine == "espeak" else f"{engine}-{name}")
+    if engine == "espeak":
+        return default_dir() / name
+    subset = "".join(v.split("_")[0] for v in voices) + "-" if voices else ""
+    return default_dir() / f"{engine}-{subset}{name}"
 
 
 def generate(out: str | Path | None = None, n_speakers: int = 320, takes: int = 1,
              rate: int = 8000, seed: int = 0, workers: int = 2, progress: bool = True,
-             engine: str = "espeak") -> Path:
-    """Write the synthetic corpus and return its root (skips clips already present)."""
+             engine: str = "espeak", voices: list[str] | None = None) -> Path:
+    """Write the synthetic corpus and return its root (skips clips already present).
+
+    ``voices`` (flite and festival) keeps only the speakers of those voices: the
+    same speakers, names and clips as in the corpus of every voice, the others
+    left out (so voices a benchmark measures need never be heard in training).
+    """
     if engine not in ENGINES:
         raise EdgeError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+    if voices:
+        known = [] if engine == "espeak" else FLITE_VOICES if engine == "flite" else FESTIVAL_VOICES
+        unknown = [v for v in voices if v not in known]
+        if unknown:
+            raise EdgeError(f"{engine} has no voice {', '.join(unknown)} to choose"
+                            + (f" (its voices: {', '.join(known)})" if known else ""))
     for program in (ENGINES[engine][0], *(["sox"] if engine != "espeak" else [])):
         if shutil.which(program) is None:
             raise EdgeError(f"{program} is not installed (Debian/Ubuntu: apt-get install {program})")
-    root = Path(out) if out else corpus_dir(engine, n_speakers, takes, rate, seed)
+    root = Path(out) if out else corpus_dir(engine, n_speakers, takes, rate, seed, voices)
     rec = root / "recordings"
     rec.mkdir(parents=True, exist_ok=True)
     people = speakers(engine, n_speakers, seed)
+    kept = [p for p in people if not voices or p["voice"] in voices]
     (root / "voices.json").write_text(json.dumps({p.pop("name"): p for p in
-                                                 [dict(q) for q in people]}, indent=1))
+                                                 [dict(q) for q in kept]}, indent=1))
     rng = np.random.default_rng(seed + 1)
     jobs = []
     for person in people:
@@ -170,7 +190,7 @@ def generate(out: str | Path | None = None, n_speakers: int = 320, takes: int = 
                 # drawn for every clip, present or not, so a resumed run makes the same clips
                 spd, pitch = int(rng.integers(110, 201)), int(rng.integers(20, 81))
                 path = rec / f"{digit}_{person['name']}_{take}.wav"
-                if not path.exists():
+                if person in kept and not path.exists():
                     todo.append((path, word, spd, pitch))
         if todo:
             jobs.append((person, todo))
@@ -219,9 +239,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--takes", type=int, default=1, help="clips per speaker and digit")
     parser.add_argument("--rate", type=int, default=8000, help="sample rate of the clips (Hz)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--voices", help="flite/festival: comma-separated voices to keep (default: all); "
+                                         "the speakers of the others are left out")
     args = parser.parse_args(argv)
     try:
-        print(generate(args.out, args.speakers, args.takes, args.rate, args.seed, engine=args.engine))
+        print(generate(args.out, args.speakers, args.takes, args.rate, args.seed, engine=args.engine,
+                       voices=args.voices.split(",") if args.voices else None))
     except (EdgeError, subprocess.CalledProcessError) as exc:
         sys.exit(f"error: {exc}")
 
