@@ -7,10 +7,11 @@ calibrated on espeak-ng voices saying non-digit words and on digits of
 speakers the model was trained on, each threshold keeping a given share of
 those digits; each is then measured on voices used for neither: flite (rms,
 slt) and festival (ked) saying non-digit words (three people whose non-digit
-speech no model hears; the unknown class is trained on other words by espeak-ng
-and the kal and awb voices), digits of held-out speakers, and those digits
-played backwards (real held-out voices making speech-like sounds that are no
-digit: the nearest this benchmark gets to their non-digit words).
+speech no model hears, nor, in the default recipe, their digits; the unknown
+class is trained on other words by espeak-ng and the kal and awb voices), digits
+of held-out speakers, and those digits played backwards (real held-out voices
+making speech-like sounds that are no digit: the nearest this benchmark gets to
+their non-digit words).
 
 * ``--folds RUN`` (a run of ``audiomnist-edge evaluate RUN --folds``): each
   fold's int8 model is calibrated on its own training speakers' digits (every

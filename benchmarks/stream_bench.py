@@ -7,8 +7,9 @@ PIN) and 0.8-1.5 s between numbers are put through each capture condition of
 ``listen`` and ``predict`` run). False alarms per hour are measured on long
 noise and hum streams and on non-digit English words spoken by three people's
 synthetic voices whose non-digit speech no model is trained on (flite's rms and
-slt, festival's ked; the synthetic training set has them say digits only, and
-the unknown class of ``train/nondigit.py`` uses other people and other words).
+slt, festival's ked; the default recipe's synthetic digits leave them out too,
+``synth --voices``, and the unknown class of ``train/nondigit.py`` uses other
+people and other words).
 
 Which speakers are held out depends on the mode:
 
