@@ -51,8 +51,8 @@ from audiomnist_edge.wav import write_wav
 from .clips import REPO, default_fsdd
 from .listen_latency import from_file, through_device
 from .pulse import private_server
-from .stream_bench import (CONDITIONS, RESULTS, Score, clip_speakers, condition_stream, corpus_clips,
-                           edit_distance, single_model_corpora)
+from .stream_bench import (CONDITIONS, RESULTS, Score, clip_speakers, condition_stream, edit_distance,
+                           single_model_corpora)
 
 SINK_RATE = 16000         # the null sink's rate: paplay resamples up to it, listen's device down from it
 TARGET_POINTS = 2.0       # |pulse - input| sequence score, in points (hundredths)
@@ -133,6 +133,13 @@ def trained_speakers(model: Model) -> list[str] | None:
         return None
 
 
+def heard_in_training(speakers: list[str], trained: list[str] | None, held_out: set[str] | None) -> list[str] | None:
+    """Which of a stream's speakers the model was trained on (None when its metadata does not say)."""
+    if held_out is not None:
+        return [s for s in speakers if s not in held_out]
+    return None if trained is None else [s for s in speakers if s in trained]
+
+
 def held_out_speakers(model: Model) -> set[str] | None:
     """The speakers a fold model of ``evaluate --folds`` was never trained on (None for other models)."""
     speakers = (model.metadata.get("training") or {}).get("test_speakers")
@@ -145,11 +152,10 @@ def stream_corpora(fsdd: Path, hd_root: Path, model: Model) -> dict[str, tuple[l
     held_out = held_out_speakers(model)
     if held_out is None:
         return single_model_corpora(fsdd, hd_root)
-    name = model.metadata.get("name")
-    return {f"{corpus}, the speakers {name} never heard":
-            ([(label, path) for label, path in corpus_clips(root, lambda take: True)
-              if path.stem.split("_")[1] in held_out], rate)
-            for corpus, root, rate in (("HD-EN", hd_root, 16000), ("FSDD", fsdd, 8000))}
+    every_take = single_model_corpora(fsdd, hd_root, fsdd_takes=lambda take: True)
+    return {f"{corpus.split(' ')[0]}, the speakers {model.metadata.get('name')} never heard":
+            ([(label, path) for label, path in clips if path.stem.split("_")[1] in held_out], rate)
+            for corpus, (clips, rate) in every_take.items()}
 
 
 @click.command()
@@ -205,8 +211,7 @@ def main(model_path: str | None, fsdd: Path | None, hd_en: Path | None, digits: 
                 speakers = clip_speakers([path for _, path in clips])
                 row = {**comparison(scores["input"], scores["pulse"], distance),
                        "utterances": pairing(live, offline), "speakers": speakers,
-                       "heard_in_training": [] if held_out is not None else None if trained is None
-                       else [s for s in speakers if s in trained],
+                       "heard_in_training": heard_in_training(speakers, trained, held_out),
                        "seconds": round(len(samples) / rate, 1), "rate": rate, "capture": capture_line(log),
                        "clock_offset_s": round(offset, 3), "truth": [label for label, *_ in truth],
                        "input_digits": digits_of(offline), "pulse_digits": digits_of(live)}

@@ -405,12 +405,14 @@ def condition_scores(model: Model, clips: list[tuple[str, Path]], count: int, ra
         yield name, score
 
 
-def single_model_corpora(fsdd: Path, hd_root: Path) -> dict[str, tuple[list[tuple[str, Path]], int]]:
-    """The streams' clips and rate in single-model mode: HD-EN's speakers and FSDD's official test takes."""
+def single_model_corpora(fsdd: Path, hd_root: Path, fsdd_takes: Callable[[int], bool] = lambda take: take < 5
+                         ) -> dict[str, tuple[list[tuple[str, Path]], int]]:
+    """The streams' clips and rate in single-model mode: HD-EN's speakers and FSDD's official test
+    takes (``fsdd_takes`` chooses others)."""
     return {"HD-EN (10 speakers, 16 kHz; unseen only if the model was trained on FSDD alone)":
                 (corpus_clips(hd_root, lambda take: True), 16000),
             "FSDD takes 0-4 (6 speakers whose takes 5-49 are in training, 8 kHz)":
-                (corpus_clips(fsdd, lambda take: take < 5), 8000)}
+                (corpus_clips(fsdd, fsdd_takes), 8000)}
 
 
 def single_model(model: Model, fsdd: Path, hd_root: Path, digits: int, gate: GateParams,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import sys
 from pathlib import Path
@@ -18,9 +17,9 @@ from audiomnist_edge.errors import EdgeError, require_extra
 from audiomnist_edge.jsonsafe import dumps
 from audiomnist_edge.model import Model
 
-from .metadata import embed_metadata
+from .metadata import describe_model, embed_metadata, folder_names
 from .quantize import (QUANTS, ConversionError, check_figures, convert_keras, representative_set,
-                       runtime_model, runtime_probabilities, tensor_quantization, verify)
+                       runtime_model, runtime_probabilities, verify)
 from .reference import reference_bench
 
 RUN_FILES = ("model.keras", "features.json", "run.json")
@@ -61,16 +60,10 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], FeaturePara
     return info, metrics, params
 
 
-def folder_names(paths: str | list[str]) -> str | list[str]:
-    """The last component of a path, or of each path in a list."""
-    return Path(paths).name if isinstance(paths, str) else [Path(p).name for p in paths]
-
-
 def training_summary(run_dir: Path, info: dict[str, Any], metrics: dict[str, Any],
                      y_train: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
     """What the model was trained on, from the run files (bulky entries such as history left out)."""
     summary = {key: value for key, value in info.items() if key not in ("history", "data_summary")}
-    # Folder names only: a shipped model should not carry the training machine's paths.
     if summary.get("data"):
         summary["data"] = folder_names(summary["data"])
     recipe = dict(summary.get("recipe") or {})
@@ -149,17 +142,10 @@ def convert_run(run_dir: str | Path, quant: str = "int8", out: str | Path | None
     targets = check_figures(figures, sizes, quant)
 
     echo("timing the reference benchmark")
+    normalised = any(isinstance(layer, keras.layers.Normalization) for layer in model.layers)
     metadata = {
-        "name": name or f"{run_dir.name}-{quant}",
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "labels": labels,
-        "features": params.to_dict(),
-        "features_hash": params.stable_hash(),
-        "normalisation": "in the graph" if any(isinstance(layer, keras.layers.Normalization)
-                                               for layer in model.layers) else "none",
-        "quantization": {"type": quant,
-                         "input": tensor_quantization(runtime.input_details),
-                         "output": tensor_quantization(runtime.output_details)},
+        **describe_model(name or f"{run_dir.name}-{quant}", labels, params, runtime, quant,
+                         "in the graph" if normalised else "none"),
         "calibration": None if calibration is None else {
             "clips": len(calibration), "of": len(x_train), "from": "training split", "seed": 0},
         "training": training_summary(run_dir, info, metrics, y_train, y_test),

@@ -186,27 +186,6 @@ def int8_model(model, x_train: np.ndarray, params, labels: list[str] = LABELS, c
     return runtime_model(content, params, labels), content
 
 
-def fold_artifact(content: bytes, runtime, params, labels: list[str], name: str, training: dict) -> bytes:
-    """A fold's int8 model with the metadata ``predict`` and ``listen`` need; ``training`` says
-    what it was trained on and held out (run, fold, test_speakers, recipe, n_train, accuracy)."""
-    import datetime
-
-    from ..convert.metadata import embed_metadata
-    from ..convert.quantize import tensor_quantization
-
-    return embed_metadata(content, {
-        "name": name,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "labels": list(labels),
-        "features": params.to_dict(),
-        "features_hash": params.stable_hash(),
-        "normalisation": "in the graph",
-        "quantization": {"type": "int8", "input": tensor_quantization(runtime.input_details),
-                         "output": tensor_quantization(runtime.output_details)},
-        "training": training,
-    })
-
-
 def fold_model(run_dir: str | Path, fold: int):
     """The edge Model of fold ``fold`` of ``evaluate RUN --folds`` (``RUN/folds/fold-K.tflite``)."""
     from ..config import FeatureParams
@@ -259,7 +238,8 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
 
     Returns {"split": "speaker", "folds": [...], "mean", "std", "worst", ...}.
     """
-    from ..convert.commands import folder_names, write_atomic
+    from ..atomic import write_file
+    from ..convert.metadata import describe_model, embed_metadata, folder_names
     from ..convert.quantize import runtime_probabilities
     from .fit import _quiet_tf, data_paths, predict, prepare, read_run, train_model
 
@@ -308,12 +288,13 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
             result["conditions"] = {d: fold_conditions(rows, d) for d in rows[0]["conditions"]}
         if target is not None:
             (target / "folds").mkdir(parents=True, exist_ok=True)
-            recipe_summary = {**recipe.to_dict(), "synth": folder_names(recipe.synth) if recipe.synth else None}
-            artifact = fold_artifact(content, int8, params, labels, f"{target.name}-fold-{k}", {
-                "run": target.name, "layout": ds.layout, "split": "speaker", "fold": k,
-                "test_speakers": list(split.test_speakers), "n_train": int(len(arrays.x_train)),
-                "int8_test_accuracy": m["accuracy"], "recipe": recipe_summary})
-            write_atomic(target / "folds" / f"fold-{k}.tflite", artifact, force=True)
+            # self-describing, held-out speakers included, so predict and listen take it
+            training = {"run": target.name, "layout": ds.layout, "split": "speaker", "fold": k,
+                        "test_speakers": list(split.test_speakers), "n_train": int(len(arrays.x_train)),
+                        "int8_test_accuracy": m["accuracy"],
+                        "recipe": {**recipe.to_dict(), "synth": folder_names(recipe.synth) if recipe.synth else None}}
+            metadata = {**describe_model(f"{target.name}-fold-{k}", labels, params, int8, "int8"), "training": training}
+            write_file(target / "folds" / f"fold-{k}.tflite", embed_metadata(content, metadata), force=True)
             (target / "folds.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 

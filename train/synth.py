@@ -178,9 +178,9 @@ def generate(out: str | Path | None = None, n_speakers: int = 320, takes: int = 
     rec = root / "recordings"
     rec.mkdir(parents=True, exist_ok=True)
     people = speakers(engine, n_speakers, seed)
-    kept = [p for p in people if not voices or p["voice"] in voices]
+    kept = {p["name"] for p in people if not voices or p["voice"] in voices}
     (root / "voices.json").write_text(json.dumps({p.pop("name"): p for p in
-                                                 [dict(q) for q in kept]}, indent=1))
+                                                 [dict(q) for q in people if q["name"] in kept]}, indent=1))
     rng = np.random.default_rng(seed + 1)
     jobs = []
     for person in people:
@@ -190,7 +190,7 @@ def generate(out: str | Path | None = None, n_speakers: int = 320, takes: int = 
                 # drawn for every clip, present or not, so a resumed run makes the same clips
                 spd, pitch = int(rng.integers(110, 201)), int(rng.integers(20, 81))
                 path = rec / f"{digit}_{person['name']}_{take}.wav"
-                if person in kept and not path.exists():
+                if person["name"] in kept and not path.exists():
                     todo.append((path, word, spd, pitch))
         if todo:
             jobs.append((person, todo))
