@@ -79,8 +79,9 @@ def info_lines(info: dict[str, Any]) -> list[str]:
             f"{training.get('split', '?')} split, {training.get('n_train', '?')} training clips"
         )
         if isinstance(training.get("test_speakers"), list):
-            lines.append(f"held out   fold {training.get('fold', '?')}: "
-                         + ", ".join(map(str, training["test_speakers"])))
+            lines.append(
+                f"held out   fold {training.get('fold', '?')}: " + ", ".join(map(str, training["test_speakers"]))
+            )
     return lines
 
 

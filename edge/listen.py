@@ -177,7 +177,8 @@ def _warn(message: str) -> None:
     default=0.25,
     show_default=True,
     callback=finite,
-    help="Seconds at the start held until their quietest 10 ms gives a first noise floor, then searched for speech.",
+    help="Seconds at the start held until their quietest 10 ms gives a first noise floor, then searched for "
+    "speech (held longer, up to 1.5 s, until they span 36 dB, so a word at the very start is found).",
 )
 @click.option(
     "--hangover",

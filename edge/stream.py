@@ -82,7 +82,9 @@ class GateParams:
     a sentence) instead of reporting its first max_duration as a truncated utterance."""
     calibrate: float = 0.25
     """Seconds from the first sound (digital silence before it does not count) held until their
-    quietest frame gives a first floor, then searched."""
+    quietest frame gives a first floor, then searched. The hold goes on, up to max_duration, until
+    the held frames span peak_drop_db: a word right after digital silence (a clip padded with
+    zeros) is then measured against the quiet after it, not against its own vowel."""
     floor_window: float = 2.0
     """The noise floor is a low percentile of the frames outside speech in this window."""
     floor_percentile: float = 20.0
@@ -191,6 +193,8 @@ class Segmenter:
         self._calibration = self._frames_of(g.calibrate)
         self._calibrating: list[tuple[np.ndarray, float]] = []  # frames held until the floor is known
         self._calibration_start: int | None = None  # frame of the first sound
+        self._calibrated = self._calibration == 0
+        self._held_range = (-SILENCE_DB, SILENCE_DB)  # (quietest, loudest) held frame past the edge
         self._floor_window = max(1, self._frames_of(g.floor_window))
         self._floor_recent: collections.deque[float] = collections.deque()
         self._floor_sorted: list[float] = []  # the same values, sorted
@@ -287,10 +291,25 @@ class Segmenter:
             if db <= SILENCE_DB and self._webrtc is None:
                 return self._detect(frame, db, index, track=False)
             self._calibration_start = index
-        if index < self._calibration_start + self._calibration:
+        if not self._calibrated:
             self._calibrating.append((frame, db))
-            return self._replay() if index + 1 == self._calibration_start + self._calibration else []
+            return self._replay() if self._calibration_done(db) else []
         return self._detect(frame, db, index)
+
+    def _calibration_done(self, db: float) -> bool:
+        """Whether the held frames (the last one at ``db`` dB) are enough for a first floor:
+        ``calibrate`` seconds whose levels span peak_drop_db (where speech ends), or max_duration."""
+        held = len(self._calibrating)
+        if held > self._edge_frames():
+            self._held_range = (min(self._held_range[0], db), max(self._held_range[1], db))
+        if held < self._calibration:
+            return False
+        quietest, loudest = self._held_range
+        return loudest - quietest >= self.gate.peak_drop_db or held >= self._max_frames
+
+    def _edge_frames(self) -> int:
+        """Held frames left out of the floor: after digital silence, the first EDGE_FRAMES."""
+        return EDGE_FRAMES if self._calibration_start else 0
 
     def _replay(self) -> list[Utterance]:
         """Run the gate over the calibration frames, with a floor measured on them.
@@ -301,20 +320,19 @@ class Segmenter:
         it, while noise alone gets its usual floor. After digital silence the
         first two frames are left out of the measure: their 20 ms windows still
         reach into the silence, so they lie below any noise that follows. The
-        floor stays there for the replay; frames after it track it as usual.
+        replay starts from that floor and tracks it as every later frame does.
         """
-        held, self._calibrating = self._calibrating, []
-        edge = EDGE_FRAMES if self._calibration_start and len(held) > EDGE_FRAMES else 0
+        held, self._calibrating, self._calibrated = self._calibrating, [], True
+        edge = self._edge_frames() if len(held) > self._edge_frames() else 0
         levels = sorted(db for _, db in held[edge:])
         percentile = levels[int(round(self.gate.floor_percentile / 100 * (len(levels) - 1)))]
         quietest = min(percentile, levels[0] + CALIBRATION_MARGIN_DB)
-        self.floor = quietest
+        self._track_floor(quietest)
         end, out, first = self.frame_index, [], self.frame_index - len(held)
-        for index, (frame, db) in enumerate(held, first):
-            self.frame_index = index + 1
-            out += self._detect(frame, db, index, track=False)
+        for k, (frame, db) in enumerate(held):
+            self.frame_index = first + k + 1
+            out += self._detect(frame, db, first + k, track=k >= edge)
         self.frame_index = end
-        self._track_floor(quietest)  # later frames outside speech take over from here
         return out
 
     def _detect(self, frame: np.ndarray, db: float, index: int, track: bool = True) -> list[Utterance]:

@@ -260,6 +260,18 @@ def test_zeros_before_the_first_sound_are_no_noise_floor():
     assert [round(u.start, 1) for u in segment(x, 512)] == [round(0.5 + 1.0 - GateParams().pre_roll, 1)]
 
 
+def test_a_word_right_after_digital_silence_is_measured_against_the_quiet_after_it():
+    # A clip padded with zeros (an edited file, a synthesiser's output): its first 0.25 s are a
+    # steady vowel, so a floor from them alone hides the whole word. The hold goes on until the
+    # held frames span peak_drop_db (here: the zeros after the word), then the word is found whole.
+    bursts = [(0.5, 0.3, -25), (0.8, 0.15, -45)]  # a vowel and a weak ending 20 dB below it
+    x = (signal(bursts, 1.5) - signal([], 1.5)).astype(np.float32)
+    utterances = segment(x, 512)
+    assert [round(u.start, 2) for u in utterances] == [0.5 - GateParams().pre_roll]
+    assert utterances[0].end == pytest.approx(0.95 + GateParams().tail, abs=0.02)
+    assert segment(x, 512, gate=GateParams(max_duration=0.2)) == []  # a hold shorter than the word
+
+
 def test_speech_ends_when_far_below_its_own_peak_even_over_digital_silence():
     # Two words, the first with a faint tail (about 40 dB below its peak) that lasts until
     # the second starts, over digital silence: the floor (-120 dB) would join them into one,
