@@ -1,8 +1,10 @@
 """Calibrating the confidence gate that turns non-digit speech into "unknown".
 
-The gate is ``--min-confidence``: a decision whose probability is below it is
-reported as unknown; a model with an ``unknown`` class composes with it (an
-unknown best label is rejected whatever its probability). Thresholds are
+The gate has two thresholds. ``--min-confidence``: a digit decided with a lower
+probability is reported as unknown. ``--unknown-at``: a model with an
+``unknown`` class decides it whenever that class has at least this probability
+(below 0.5 even where a digit is more probable). Each is swept with the other
+at its default. Thresholds are
 calibrated on espeak-ng voices saying non-digit words and on digits of
 speakers the model was trained on, each threshold keeping a given share of
 those digits; each is then measured on voices used for neither: flite (rms,
@@ -40,7 +42,7 @@ from typing import Any
 import click
 import numpy as np
 from audiomnist_edge.errors import EdgeError
-from audiomnist_edge.model import Model
+from audiomnist_edge.model import UNKNOWN_AT, Model
 from audiomnist_edge.recognizer import MIN_CONFIDENCE, Recognizer
 from audiomnist_edge.resample import resample
 from audiomnist_edge.wav import read_wav
@@ -53,7 +55,9 @@ RATE = 8000
 ESPEAK_VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-us+f3", "en+m3", "en-gb-x-rp+f2")
 KEEP = (0.99, 0.95, 0.90, 0.85)
 FIXED = (0.3, 0.4, 0.5)
-"""Thresholds reported as they are, whatever share of digits they keep (the default among them)."""
+"""--min-confidence thresholds reported as they are, whatever share of digits they keep (the default among them)."""
+FIXED_UNKNOWN = (0.8, 0.5, 0.3, 0.2)
+"""--unknown-at thresholds reported as they are (the default among them)."""
 
 
 def espeak_words(cache: Path) -> list[Path]:
@@ -72,9 +76,10 @@ def espeak_words(cache: Path) -> list[Path]:
     return out
 
 
-def confidence(model: Model, path: Path, rng: np.random.Generator, backwards: bool = False) -> float | None:
-    """The confidence listen would give the longest utterance of a clip (played backwards if
-    ``backwards``) padded with quiet noise; 0 when its best label is not a digit."""
+def scores(model: Model, path: Path, rng: np.random.Generator, backwards: bool = False) -> tuple[float, float] | None:
+    """(best digit's probability, best non-digit label's probability) that listen gives the
+    longest utterance of a clip (played backwards if ``backwards``) padded with quiet noise;
+    None when no utterance is found. The second is 0 for a model with digit labels only."""
     samples, rate = read_wav(path)
     samples = resample(samples, rate, RATE)
     if backwards:
@@ -82,19 +87,26 @@ def confidence(model: Model, path: Path, rng: np.random.Generator, backwards: bo
     pad = np.zeros(RATE // 2, dtype=np.float32)
     x = np.concatenate([pad, samples, pad])
     x = np.clip(x + rng.normal(0, 10 ** (-60 / 20), len(x)), -1, 1).astype(np.float32)
-    recognizer = Recognizer(model, RATE, min_confidence=0)
+    recognizer = Recognizer(model, RATE, min_confidence=0, top_k=len(model.labels))
     found = recognizer.feed(x) + recognizer.finish()
     if not found:
         return None
-    best = max(found, key=lambda d: d.end - d.start)
-    return best.confidence if best.label.isdigit() else 0.0
+    top = max(found, key=lambda d: d.end - d.start).top
+    return (max(p for label, p in top if label.isdigit()),
+            max([p for label, p in top if not label.isdigit()], default=0.0))
 
 
 def confidences(model: Model, paths: list[Path], seed: int, backwards: bool = False) -> np.ndarray:
-    """Confidences of the clips in which an utterance was found."""
+    """``scores`` of the clips in which an utterance was found, shape (n, 2)."""
     rng = np.random.default_rng(seed)
-    values = [confidence(model, p, rng, backwards) for p in paths]
-    return np.array([v for v in values if v is not None])
+    values = [scores(model, p, rng, backwards) for p in paths]
+    return np.array([v for v in values if v is not None]).reshape(-1, 2)
+
+
+def passes(v: np.ndarray, min_confidence: float, unknown_at: float) -> np.ndarray:
+    """Which clips (``confidences`` rows) are reported as a digit: ``decision_indices``'s rule
+    (not unknown unless it reaches ``unknown_at``), then the digit's ``min_confidence``."""
+    return (v[:, 1] < unknown_at) & (v[:, 0] >= min_confidence)
 
 
 def sample(paths: list[Path], count: int, rng: np.random.Generator) -> list[Path]:
@@ -113,23 +125,31 @@ def set_confidences(model: Model, sets: dict[str, list[Path]], seed: int) -> dic
     return {name: confidences(model, paths, seed, name.endswith(BACKWARDS)) for name, paths in sets.items()}
 
 
-def gate_rows(per_model: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
-    """One row per share of calibration digits kept, and one per FIXED threshold (the default among them).
+def gate_rows(per_model: list[dict[str, np.ndarray]], knob: str = "min_confidence") -> list[dict[str, Any]]:
+    """One row per share of calibration digits kept, and one per fixed threshold (the default among them).
 
-    ``per_model`` holds each model's confidences per set, the calibration
-    digits second; each model gets its own threshold (the row's
-    ``min_confidence`` is their mean) and a set's share is pooled over models.
+    ``per_model`` holds each model's ``confidences`` per set, the calibration
+    digits second; ``knob`` is the threshold that moves ("min_confidence", the
+    other at UNKNOWN_AT, or "unknown_at", the other at MIN_CONFIDENCE). Each model
+    gets its own threshold (the row's value is their mean) and a set's share is
+    pooled over models.
     """
     names = list(per_model[0])
+    column, fixed_values = (0, FIXED) if knob == "min_confidence" else (1, FIXED_UNKNOWN)
     rows = []
-    for keep, fixed in [(k, None) for k in KEEP] + [(None, t) for t in FIXED]:
-        thresholds = [fixed if keep is None else float(np.quantile(v[names[1]], 1 - keep)) for v in per_model]
-        row: dict[str, Any] = {"keep_training_digits": keep,
-                               "min_confidence": round(float(np.mean(thresholds)), 4)}
+    for keep, fixed in [(k, None) for k in KEEP] + [(None, t) for t in fixed_values]:
+        if keep is None:
+            thresholds = [fixed] * len(per_model)
+        else:  # a digit passes above a min_confidence, below an unknown_at
+            quantile = 1 - keep if knob == "min_confidence" else keep
+            thresholds = [float(np.quantile(v[names[1]][:, column], quantile)) for v in per_model]
+        row: dict[str, Any] = {"keep_training_digits": keep, knob: round(float(np.mean(thresholds)), 4)}
         if len(per_model) > 1:
-            row["min_confidence_per_fold"] = [round(t, 4) for t in thresholds]
+            row[f"{knob}_per_fold"] = [round(t, 4) for t in thresholds]
         for name in names:
-            passed = sum(int(np.sum(v[name] >= t)) for v, t in zip(per_model, thresholds))
+            passed = sum(int(np.sum(passes(v[name], *((t, UNKNOWN_AT) if knob == "min_confidence"
+                                                      else (MIN_CONFIDENCE, t)))))
+                         for v, t in zip(per_model, thresholds))
             row[name] = round(passed / max(1, sum(len(v[name]) for v in per_model)), 4)
         rows.append(row)
     return rows
@@ -147,7 +167,7 @@ def gate_rows(per_model: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=RESULTS,
               show_default=True)
 def main(model_path: str | None, folds_run: Path | None, per_set: int, seed: int, out: Path) -> None:
-    """Calibrate --min-confidence thresholds and measure them on unseen voices."""
+    """Calibrate --min-confidence and --unknown-at thresholds and measure them on unseen voices."""
     if model_path and folds_run:
         raise click.UsageError("give --model or --folds, not both")
     started = time.perf_counter()
@@ -200,6 +220,9 @@ def main(model_path: str | None, folds_run: Path | None, per_set: int, seed: int
     names = list(per_model[0])
     results["clips"] = {n: sum(len(v[n]) for v in per_model) for n in names}
     results["rows"] = gate_rows(per_model)
+    models = [fold.model for fold in folds] if folds_run else [model]
+    rejects = all(any(not label.isdigit() for label in m.labels) for m in models)
+    results["unknown_rows"] = gate_rows(per_model, "unknown_at") if rejects else []
     results["seconds"] = round(time.perf_counter() - started, 1)
     out.mkdir(parents=True, exist_ok=True)
     stem = "rejection-folds" if folds_run else "rejection"
@@ -209,15 +232,22 @@ def main(model_path: str | None, folds_run: Path | None, per_set: int, seed: int
               "shown), shares pooled over folds" if folds_run else f"model `{Path(results['model']).name}`")
     lines = ["# Rejection gate\n", f"`{command}` ({source}, seed {seed}). Share of clips whose decision "
              "passes the gate (is reported as a digit); clips counted: "
-             + ", ".join(f"{n}: {c}" for n, c in results["clips"].items()) + ".\n",
-             "| threshold chosen to keep | --min-confidence | " + " | ".join(names) + " |",
-             "|---|---:|" + "---:|" * len(names)]
-    for row in results["rows"]:
-        keep = f"{row['keep_training_digits']:.0%} of training digits" if row["keep_training_digits"] \
-            else "(the default)" if row["min_confidence"] == MIN_CONFIDENCE else "(a fixed threshold)"
-        lines.append(f"| {keep} | {row['min_confidence']:.3f} | "
-                     + " | ".join(f"{row[n]:.3f}" for n in names) + " |")
-    report = "\n".join(lines) + "\n"
+             + ", ".join(f"{n}: {c}" for n, c in results["clips"].items()) + ".\n"]
+    for knob, default, other in (("min_confidence", MIN_CONFIDENCE, f"--unknown-at {UNKNOWN_AT}"),
+                                 ("unknown_at", UNKNOWN_AT, f"--min-confidence {MIN_CONFIDENCE}")):
+        rows = results["rows" if knob == "min_confidence" else "unknown_rows"]
+        if not rows:  # a model without an unknown label: --unknown-at does nothing
+            continue
+        option = "--" + knob.replace("_", "-")
+        lines += [f"{option} moves ({other}):\n",
+                  f"| threshold chosen to keep | {option} | " + " | ".join(names) + " |",
+                  "|---|---:|" + "---:|" * len(names)]
+        for row in rows:
+            keep = f"{row['keep_training_digits']:.0%} of training digits" if row["keep_training_digits"] \
+                else "(the default)" if row[knob] == default else "(a fixed threshold)"
+            lines.append(f"| {keep} | {row[knob]:.3f} | " + " | ".join(f"{row[n]:.3f}" for n in names) + " |")
+        lines.append("")
+    report = "\n".join(lines)
     (out / f"{stem}.md").write_text(report)
     click.echo(report)
 

@@ -23,25 +23,26 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.tflite"
 UNKNOWN_AT = 0.8
-"""A label that is not a digit (a model's ``unknown``) is decided only with at least this
-probability; below it, the most probable digit is."""
+"""A label that is not a digit (a model's ``unknown``) is decided when it has at least this
+probability, even below 0.5 where a digit may be more probable; else the most probable digit is."""
 
 
 def decision_indices(probabilities: np.ndarray, labels: Sequence[str], unknown_at: float = UNKNOWN_AT) -> np.ndarray:
     """The decided label index of each row of ``probabilities``, shape (n, n_labels) -> (n,).
 
-    The most probable label (ties to the one listed first), unless it is not a
-    digit and less probable than ``unknown_at``: then the most probable digit.
-    A model whose labels are all digits decides by its most probable label alone.
+    The most probable label that is not a digit (a model's ``unknown``) if its
+    probability is at least ``unknown_at``, else the most probable digit; ties
+    go to the label listed first. Below 0.5 the rule rejects utterances whose
+    best label is a digit too: a stricter gate than ``min_confidence`` alone. A
+    model whose labels are all digits decides by its most probable label alone.
     """
     p = np.atleast_2d(np.asarray(probabilities, dtype=np.float32))
-    best = np.argmax(p, axis=1)  # the first of equal maxima, as a stable sort would rank them
     is_digit = np.array([label.isdigit() for label in labels])
     if is_digit.all():
-        return best
+        return np.argmax(p, axis=1)  # the first of equal maxima, as a stable sort would rank them
     best_digit = np.argmax(np.where(is_digit, p, -np.inf), axis=1)
-    weak = ~is_digit[best] & (p[np.arange(len(p)), best] < unknown_at)
-    return np.where(weak, best_digit, best)
+    best_other = np.argmax(np.where(is_digit, -np.inf, p), axis=1)
+    return np.where(p[np.arange(len(p)), best_other] >= unknown_at, best_other, best_digit)
 
 
 def probe_signal(sample_rate: int, seconds: float = 1.0) -> np.ndarray:

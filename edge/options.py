@@ -26,8 +26,9 @@ def decision_options(command: Callable[..., Any]) -> Callable[..., Any]:
         default=UNKNOWN_AT,
         show_default=True,
         callback=finite,
-        help="A model with an 'unknown' label (not a digit) decides it only with at least this probability, "
-        "else its best digit: lower rejects more, 1 almost never.",
+        help="A model with an 'unknown' label (not a digit) decides it whenever it has at least this "
+        "probability, else its best digit: lower rejects more (below 0.5 even where a digit is more "
+        "probable: 0.3 is a strict gate), 1 almost never.",
     )(command)
     return click.option(
         "--min-confidence",

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import REPO, require
 
@@ -124,6 +125,29 @@ def test_rejection_gate_folds(fold_run, tmp_path) -> None:
         assert all(0 <= row[name] <= 1 for name in out["clips"])
     thresholds = [row["min_confidence"] for row in out["rows"][:-3]]
     assert thresholds == sorted(thresholds)  # keeping fewer calibration digits takes a higher threshold
+    # these tiny models have no unknown label, so --unknown-at has nothing to sweep
+    assert out["unknown_rows"] == [] and "--unknown-at moves" not in (tmp_path / "rejection-folds.md").read_text()
+
+
+def test_rejection_gate_sweeps_unknown_at_down_to_stricter_gates() -> None:
+    from benchmarks.rejection_gate import gate_rows
+
+    rng = np.random.default_rng(0)
+    # (best digit's probability, unknown's probability) of calibration words, calibration digits, other digits
+    words, digits, held = (np.column_stack([rng.uniform(0, 1 - u, len(u)), u])
+                           for u in (rng.uniform(0.2, 1, 400), rng.uniform(0, 0.5, 400), rng.uniform(0, 0.6, 400)))
+    per_model = [{"words": words, "digits": digits, "held": held}]
+    rows, unknown_rows = gate_rows(per_model), gate_rows(per_model, "unknown_at")
+    assert [row["keep_training_digits"] for row in unknown_rows] == [0.99, 0.95, 0.90, 0.85, None, None, None, None]
+    assert [row["unknown_at"] for row in unknown_rows[-4:]] == [0.8, 0.5, 0.3, 0.2]
+    thresholds = [row["unknown_at"] for row in unknown_rows[:4]]
+    assert thresholds == sorted(thresholds, reverse=True)  # keeping fewer digits takes a lower threshold
+    for row, keep in zip(unknown_rows[:4], [0.99, 0.95, 0.90, 0.85]):
+        assert row["digits"] <= keep + 0.01  # kept digits also need --min-confidence 0.3
+    assert {k: unknown_rows[4][k] for k in per_model[0]} == {k: rows[4][k] for k in per_model[0]}  # both defaults
+    for stricter, looser in zip(unknown_rows[5:], unknown_rows[4:]):
+        assert all(stricter[k] <= looser[k] for k in per_model[0])
+    assert unknown_rows[-1]["words"] < unknown_rows[4]["words"]
 
 
 @pytest.mark.parametrize("bench", ["stream_bench", "rejection_gate"])

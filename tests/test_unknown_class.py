@@ -188,7 +188,7 @@ def test_packaged_model_rejects_words_that_are_no_digits(tmp_path) -> None:
     assert decided_unknown[0] >= decided_unknown[1] > decided_unknown[2] == 0
 
 
-def test_unknown_needs_its_threshold_to_win_else_the_best_digit_does() -> None:
+def test_unknown_is_decided_at_its_threshold_else_the_best_digit() -> None:
     from audiomnist_edge.model import UNKNOWN_AT, decision_indices
 
     labels = LABELS + [UNKNOWN]
@@ -201,4 +201,6 @@ def test_unknown_needs_its_threshold_to_win_else_the_best_digit_does() -> None:
     assert decision_indices(p, labels).tolist() == [10, 3, 3, 2]
     assert decision_indices(p, labels, unknown_at=0.5).tolist() == [10, 10, 3, 2]
     assert decision_indices(p, labels, unknown_at=1.01).tolist() == [3, 3, 3, 2]
+    # below 0.5 unknown is decided even where a digit is more probable: a stricter gate
+    assert decision_indices(p, labels, unknown_at=0.3).tolist() == [10, 10, 10, 2]
     assert decision_indices(p[:, :10], LABELS).tolist() == np.argmax(p[:, :10], axis=1).tolist()
