@@ -42,7 +42,9 @@ class GateParams:
     start_db: float = 6.0
     """Onset threshold above the noise floor."""
     stop_db: float = 3.0
-    """Offset threshold above the noise floor (below start_db: hysteresis)."""
+    """Offset threshold above the noise floor (below start_db: hysteresis). At 2, quiet speech kept
+    more of its weak endings, but chance onsets in fluctuating noise (rumble) ran on past
+    min_duration and were reported as words."""
     min_start_db: float = -60.0
     """Absolute onset threshold, so digital silence and faint hiss never trigger."""
     band: tuple[float, float] | None = SPEECH_BAND
@@ -56,8 +58,9 @@ class GateParams:
     the silent closure of a slow, clean "six" ended it before its "ks"."""
     onset_frames: int = 3
     """Consecutive loud frames needed to start (rejects clicks)."""
-    pre_roll: float = 0.10
-    """Audio kept before the onset, so soft onsets (s, f, th) are not clipped."""
+    pre_roll: float = 0.20
+    """Audio kept before the onset, so soft onsets (s, f, th) are not clipped; in noise their
+    onset lies below the start threshold for longer than 0.1 s."""
     tail: float = 0.10
     """Audio kept after the last loud frame."""
     hangover: float = 0.12
@@ -75,8 +78,9 @@ class GateParams:
     split_peak_db: float = 10.0
     """Both sides of a cut must hold a frame within this of the utterance's loudest (a vowel):
     a weak final consonant is never cut off as a word of its own."""
-    split_longer: float = 0.8
-    """Only utterances longer than this (pre-roll and tail included) are cut: one digit rarely is."""
+    split_longer: float = 0.7
+    """Only utterances longer than this from their onset (tail included, pre-roll not) are cut:
+    one digit rarely is."""
     drop_long: bool = True
     """Drop sound longer than max_duration (no digit lasts that long: a fan switching on,
     a sentence) instead of reporting its first max_duration as a truncated utterance."""
@@ -372,7 +376,8 @@ class Segmenter:
     def _cuts(self, speech: list[tuple[np.ndarray, float]]) -> list[int]:
         """Frame offsets at which held ``speech`` (frame, dB) pairs hold separate words (``valley_cuts``)."""
         g = self.gate
-        if g.split_db is None or len(speech) <= self._split_longer:
+        pre_roll = max(0, self._onset - self._start_frame)  # frames before the onset
+        if g.split_db is None or len(speech) - pre_roll <= self._split_longer:
             return []
         levels = np.array([db for _, db in speech])
         return valley_cuts(levels, self._min_frames, self._split_span, g.split_db, g.split_peak_db)

@@ -56,7 +56,9 @@ def test_finds_each_burst_with_pre_roll_and_tail():
     assert len(utterances) == len(BURSTS)
     for u, (start, length, _) in zip(utterances, BURSTS):
         assert start - gate.pre_roll - 0.03 <= u.start <= start - gate.pre_roll + 0.05
-        assert start + length - 0.05 <= u.end <= start + length + gate.tail + 0.02
+        # the end may run up to 3 frames on: the 20 ms window of the frame after the burst still
+        # holds it, and noise frames 2 dB above the floor's 20th percentile are not rare
+        assert start + length - 0.05 <= u.end <= start + length + gate.tail + 0.03
         assert u.closed_at == pytest.approx(u.end - gate.tail + gate.hangover, abs=0.011)
         assert len(u.samples) == round((u.end - u.start) * RATE)
         assert not u.truncated
@@ -132,8 +134,9 @@ def test_a_pause_longer_than_the_hangover_splits_words():
     gate = GateParams(hangover=0.2)
     x = signal([(1.0, 0.3, -25), (1.55, 0.3, -25)], 3.0)
     first, second = segment(x, 512, gate=gate)
-    assert second.start < first.closed_at  # its pre-roll reaches into the first one's hang-over
-    assert second.start == pytest.approx(1.55 - gate.pre_roll, abs=0.021)
+    assert second.start < first.closed_at  # its pre-roll reaches into the first one's hang-over,
+    # back to the first one's end at most: no sample belongs to two utterances
+    assert second.start == pytest.approx(max(1.55 - gate.pre_roll, first.end), abs=0.021)
     assert np.array_equal(second.samples, x[round(second.start * RATE):round(second.end * RATE)])
     assert len(segment(x, 512, gate=GateParams(hangover=0.4, split_db=None))) == 1
 
@@ -279,7 +282,8 @@ def test_speech_ends_when_far_below_its_own_peak_even_over_digital_silence():
     bursts = [(0.2, 0.1, -62), (1.0, 0.3, -20), (1.3, 0.45, -62), (1.75, 0.3, -20)]
     x = signal(bursts, 3.0) - signal([], 3.0)  # the same seed: the bursts without the noise
     # (the first faint sound starts the stream, so the zeros are the floor from then on)
-    assert [round(u.start, 2) for u in segment(x, 512)] == [0.9, 1.65]
+    pre_roll = GateParams().pre_roll
+    assert [round(u.start, 2) for u in segment(x, 512)] == [round(1.0 - pre_roll, 2), round(1.75 - pre_roll, 2)]
     assert len(segment(x, 512, gate=GateParams(peak_drop_db=99, split_db=None))) == 1
 
 
@@ -288,7 +292,7 @@ def test_a_quiet_closure_inside_a_word_does_not_end_it():
     # "ks" 8 dB below the vowel, over digital silence. One word, not "si" and a "ks" of its own.
     bursts = [(0.2, 0.1, -62), (1.0, 0.25, -20), (1.25, 0.14, -53), (1.39, 0.12, -28)]
     x = signal(bursts, 3.0) - signal([], 3.0)
-    assert [round(u.start, 2) for u in segment(x, 512)] == [0.9]
+    assert [round(u.start, 2) for u in segment(x, 512)] == [round(1.0 - GateParams().pre_roll, 2)]
     assert len(segment(x, 512, gate=GateParams(peak_drop_db=30))) == 2
 
 
