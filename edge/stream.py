@@ -65,8 +65,9 @@ class GateParams:
     """Audio kept after the last loud frame."""
     hangover: float = 0.12
     """Quiet time that ends an utterance (the wait before a decision)."""
-    min_duration: float = 0.10
-    """Shorter bursts (onset to last loud frame) are dropped as noise."""
+    min_duration: float = 0.07
+    """Shorter bursts (onset to last loud frame) are dropped as noise. A quiet word's vowel may be
+    all that clears the floor: at 0.1 s such words were dropped too."""
     max_duration: float = 1.5
     """Longer sound is cut here; the gate then waits for quiet before re-arming."""
     split_db: float | None = 12.0

@@ -120,6 +120,14 @@ def test_clicks_shorter_than_the_minimum_are_dropped():
     assert len(utterances) == 1 and utterances[0].start > 1.5
 
 
+def test_a_quiet_word_whose_vowel_alone_clears_the_floor_is_kept():
+    # In noise a few dB under the speech, only a word's vowel rises above the stop threshold:
+    # 80 ms of it, the rest lies in the noise. A 0.1 s minimum dropped such words as clicks.
+    x = signal([(1.0, 0.08, -45)], 3.0)
+    assert [round(u.start, 1) for u in segment(x, 512)] == [round(1.0 - GateParams().pre_roll, 1)]
+    assert segment(x, 512, gate=GateParams(min_duration=0.1)) == []
+
+
 def test_hysteresis_keeps_a_fading_word_whole():
     # A loud onset, then a tail between the stop and start thresholds (about 4-5 dB above noise).
     x = signal([(1.0, 0.3, -35), (1.3, 0.3, -59)], 3.0)
