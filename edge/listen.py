@@ -178,7 +178,7 @@ def _warn(message: str) -> None:
     show_default=True,
     callback=finite,
     help="Seconds at the start held until their quietest 10 ms gives a first noise floor, then searched for "
-    "speech (held longer, up to 1.5 s, until they span 36 dB, so a word at the very start is found).",
+    "speech (after digital silence held up to 1.5 s, until they span 36 dB, so a word right after it is found).",
 )
 @click.option(
     "--hangover",

@@ -87,9 +87,9 @@ class GateParams:
     a sentence) instead of reporting its first max_duration as a truncated utterance."""
     calibrate: float = 0.25
     """Seconds from the first sound (digital silence before it does not count) held until their
-    quietest frame gives a first floor, then searched. The hold goes on, up to max_duration, until
-    the held frames span peak_drop_db: a word right after digital silence (a clip padded with
-    zeros) is then measured against the quiet after it, not against its own vowel."""
+    quietest frame gives a first floor, then searched. After digital silence the hold goes on, up
+    to max_duration, until the held frames span peak_drop_db: a word right after the zeros (a clip
+    padded with them) is then measured against the quiet after it, not against its own vowel."""
     floor_window: float = 2.0
     """The noise floor is a low percentile of the frames outside speech in this window."""
     floor_percentile: float = 20.0
@@ -303,12 +303,15 @@ class Segmenter:
 
     def _calibration_done(self, db: float) -> bool:
         """Whether the held frames (the last one at ``db`` dB) are enough for a first floor:
-        ``calibrate`` seconds whose levels span peak_drop_db (where speech ends), or max_duration."""
+        ``calibrate`` seconds; after digital silence, until their levels also span peak_drop_db
+        (where speech ends) or reach max_duration."""
         held = len(self._calibrating)
         if held > self._edge_frames():
             self._held_range = (min(self._held_range[0], db), max(self._held_range[1], db))
         if held < self._calibration:
             return False
+        if not self._calibration_start:  # no digital silence before: the stream's own start
+            return True
         quietest, loudest = self._held_range
         return loudest - quietest >= self.gate.peak_drop_db or held >= self._max_frames
 
@@ -325,19 +328,21 @@ class Segmenter:
         it, while noise alone gets its usual floor. After digital silence the
         first two frames are left out of the measure: their 20 ms windows still
         reach into the silence, so they lie below any noise that follows. The
-        replay starts from that floor and tracks it as every later frame does.
+        floor stays there for the replay (speech held before its onset is
+        confirmed must not raise it); frames after it track it as usual.
         """
         held, self._calibrating, self._calibrated = self._calibrating, [], True
         edge = self._edge_frames() if len(held) > self._edge_frames() else 0
         levels = sorted(db for _, db in held[edge:])
         percentile = levels[int(round(self.gate.floor_percentile / 100 * (len(levels) - 1)))]
         quietest = min(percentile, levels[0] + CALIBRATION_MARGIN_DB)
-        self._track_floor(quietest)
+        self.floor = quietest
         end, out, first = self.frame_index, [], self.frame_index - len(held)
-        for k, (frame, db) in enumerate(held):
-            self.frame_index = first + k + 1
-            out += self._detect(frame, db, first + k, track=k >= edge)
+        for index, (frame, db) in enumerate(held, first):
+            self.frame_index = index + 1
+            out += self._detect(frame, db, index, track=False)
         self.frame_index = end
+        self._track_floor(quietest)  # later frames outside speech take over from here
         return out
 
     def _detect(self, frame: np.ndarray, db: float, index: int, track: bool = True) -> list[Utterance]:

@@ -223,6 +223,15 @@ def test_speech_during_calibration_is_found_once_the_floor_is_known():
     assert [round(u.start, 2) for u in segment(only_speech, 512)] == [0.0]
 
 
+def test_a_file_that_starts_loud_and_fades_is_one_word():
+    # One clip, trimmed at its first loud frame, fading into its own noise (FSDD's "one"s): the
+    # frames held before the onset is confirmed are speech and must not raise the floor.
+    x = signal([(0.0, 0.15, -22), (0.15, 0.1, -28), (0.25, 0.1, -36), (0.35, 0.1, -46)], 0.45)
+    utterances = segment(x, 400)
+    assert [round(u.start, 2) for u in utterances] == [0.0]
+    assert utterances[0].end >= 0.3
+
+
 def test_memory_stays_bounded_over_a_long_stream():
     minute = signal([(s, 0.4, -25) for s in np.arange(1.0, 59.0, 1.5)], 60.0)
     segmenter = Segmenter(RATE)
