@@ -135,21 +135,25 @@ def gate_rows(per_model: list[dict[str, np.ndarray]], knob: str = "min_confidenc
     pooled over models.
     """
     names = list(per_model[0])
-    column, fixed_values = (0, FIXED) if knob == "min_confidence" else (1, FIXED_UNKNOWN)
+    by_confidence = knob == "min_confidence"
+    column, fixed_values = (0, FIXED) if by_confidence else (1, FIXED_UNKNOWN)
+
+    def gates(t: float) -> tuple[float, float]:
+        """(min_confidence, unknown_at) with the moving one at ``t``."""
+        return (t, UNKNOWN_AT) if by_confidence else (MIN_CONFIDENCE, t)
+
     rows = []
     for keep, fixed in [(k, None) for k in KEEP] + [(None, t) for t in fixed_values]:
         if keep is None:
             thresholds = [fixed] * len(per_model)
         else:  # a digit passes above a min_confidence, below an unknown_at
-            quantile = 1 - keep if knob == "min_confidence" else keep
+            quantile = 1 - keep if by_confidence else keep
             thresholds = [float(np.quantile(v[names[1]][:, column], quantile)) for v in per_model]
         row: dict[str, Any] = {"keep_training_digits": keep, knob: round(float(np.mean(thresholds)), 4)}
         if len(per_model) > 1:
             row[f"{knob}_per_fold"] = [round(t, 4) for t in thresholds]
         for name in names:
-            passed = sum(int(np.sum(passes(v[name], *((t, UNKNOWN_AT) if knob == "min_confidence"
-                                                      else (MIN_CONFIDENCE, t)))))
-                         for v, t in zip(per_model, thresholds))
+            passed = sum(int(np.sum(passes(v[name], *gates(t)))) for v, t in zip(per_model, thresholds))
             row[name] = round(passed / max(1, sum(len(v[name]) for v in per_model)), 4)
         rows.append(row)
     return rows

@@ -199,7 +199,6 @@ class Segmenter:
         self._calibrating: list[tuple[np.ndarray, float]] = []  # frames held until the floor is known
         self._calibration_start: int | None = None  # frame of the first sound
         self._calibrated = self._calibration == 0
-        self._held_range = (-SILENCE_DB, SILENCE_DB)  # (quietest, loudest) held frame past the edge
         self._floor_window = max(1, self._frames_of(g.floor_window))
         self._floor_recent: collections.deque[float] = collections.deque()
         self._floor_sorted: list[float] = []  # the same values, sorted
@@ -298,22 +297,21 @@ class Segmenter:
             self._calibration_start = index
         if not self._calibrated:
             self._calibrating.append((frame, db))
-            return self._replay() if self._calibration_done(db) else []
+            return self._replay() if self._calibration_done() else []
         return self._detect(frame, db, index)
 
-    def _calibration_done(self, db: float) -> bool:
-        """Whether the held frames (the last one at ``db`` dB) are enough for a first floor:
-        ``calibrate`` seconds; after digital silence, until their levels also span peak_drop_db
-        (where speech ends) or reach max_duration."""
+    def _calibration_done(self) -> bool:
+        """Whether the held frames are enough for a first floor: ``calibrate`` seconds; after
+        digital silence, until their levels also span peak_drop_db (where speech ends) or reach
+        max_duration."""
         held = len(self._calibrating)
-        if held > self._edge_frames():
-            self._held_range = (min(self._held_range[0], db), max(self._held_range[1], db))
         if held < self._calibration:
             return False
         if not self._calibration_start:  # no digital silence before: the stream's own start
             return True
-        quietest, loudest = self._held_range
-        return loudest - quietest >= self.gate.peak_drop_db or held >= self._max_frames
+        edge = self._edge_frames() if held > self._edge_frames() else 0
+        levels = [db for _, db in self._calibrating[edge:]]
+        return max(levels) - min(levels) >= self.gate.peak_drop_db or held >= self._max_frames
 
     def _edge_frames(self) -> int:
         """Held frames left out of the floor: after digital silence, the first EDGE_FRAMES."""
