@@ -170,6 +170,9 @@ def markdown(result: dict) -> str:
 @click.option("--folds", "folds_run", type=click.Path(exists=True, file_okay=False),
               help="A run scored with `evaluate RUN --folds`: every fold's int8 model on its own "
                    "held-out speakers (speakers it never heard).")
+@click.option("--corpus", type=click.Path(exists=True, file_okay=False), default=None,
+              help="With --folds: only the held-out clips of this corpus (e.g. ../shared/datasets/hd-en); "
+                   "writes conditions-NAME.{json,md}.")
 @click.option("--data", "all_of", type=click.Path(exists=True, file_okay=False), multiple=True,
               help="Score every clip of this corpus (e.g. speakers the model never heard); repeatable.")
 @click.option("--official", type=click.Path(exists=True, file_okay=False), multiple=True,
@@ -179,7 +182,7 @@ def markdown(result: dict) -> str:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--conditions", "only", default=None, help="Comma-separated condition names (default: all).")
 @click.option("--out", type=click.Path(file_okay=False), default=str(RESULTS), show_default=True)
-def main(model_path, run_dir, folds_run, all_of, official, max_clips, seed, only, out) -> None:
+def main(model_path, run_dir, folds_run, corpus, all_of, official, max_clips, seed, only, out) -> None:
     """Our int8 model vs PocketSphinx (digit grammar) under every capture condition."""
     try:
         sets = []
@@ -197,10 +200,18 @@ def main(model_path, run_dir, folds_run, all_of, official, max_clips, seed, only
             sets.append((f"{Path(folder).name} takes 0-4", [(ds.clips[i].path, ds.clips[i].digit) for i in test],
                          f"The official test takes (0-4) of `{folder}`."))
         models: dict[str, Model] = {}
+        if corpus and not folds_run:
+            raise EdgeError("--corpus needs --folds")
         if folds_run:
             from audiomnist_edge.train.evaluate import fold_held_out, fold_model
 
             for k, speakers, clips in fold_held_out(folds_run):
+                if corpus:
+                    root = Path(corpus).resolve()
+                    clips = [(p, d) for p, d in clips if root in Path(p).resolve().parents]
+                    speakers = sorted({Path(p).stem.split("_")[1] for p, _ in clips})
+                    if not clips:
+                        continue
                 label = f"fold {k} ({', '.join(speakers)})"
                 models[label] = fold_model(folds_run, k)
                 sets.append((label, clips, f"Fold {k}'s held-out speakers ({', '.join(speakers)}), "
@@ -232,8 +243,9 @@ def main(model_path, run_dir, folds_run, all_of, official, max_clips, seed, only
         sys.exit(1)
     target = Path(out)
     target.mkdir(parents=True, exist_ok=True)
-    (target / "conditions.json").write_text(json.dumps(result, indent=1) + "\n")
-    (target / "conditions.md").write_text(markdown(result))
+    stem = f"conditions-{Path(corpus).resolve().name}" if corpus else "conditions"
+    (target / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (target / f"{stem}.md").write_text(markdown(result))
     click.echo(markdown(result))
 
 

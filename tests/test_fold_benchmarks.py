@@ -196,3 +196,22 @@ def test_pulse_stream_plays_a_fold_model_its_held_out_speakers_only(fold_run) ->
         speakers = {path.stem.split("_")[1] for path in streamed}
         assert speakers == tests[fold] and not speakers & (every - tests[fold])
         assert len(streamed) == len(tests[fold]) * 10 * TAKES  # every take of every held-out speaker
+
+
+def test_pocketsphinx_compare_on_one_corpus_of_the_folds(fold_run, tmp_path) -> None:
+    """--corpus keeps each fold's held-out clips of that corpus only, scored by that fold's model."""
+    pytest.importorskip("pocketsphinx")
+    tests, _ = fold_speakers(fold_run)
+    hd_en = next(c for c in json.loads((fold_run / "folds.json").read_text())["data"] if Path(c).name == "hd-en")
+    result = run(sys.executable, "-m", "benchmarks.pocketsphinx_compare", "--folds", fold_run, "--corpus", hd_en,
+                 "--conditions", "clean", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conditions-hd-en.json", "conditions-hd-en.md"]
+    sets = json.loads((tmp_path / "conditions-hd-en.json").read_text())["sets"]
+    assert len(sets) == len(FOLDS)
+    for fold, row in zip(FOLDS, sets):
+        (held_out,) = tests[fold] & set(SPEAKERS["hd-en"])
+        assert row["label"] == f"fold {fold} ({held_out})"
+        assert row["result"]["n"] == 10 * TAKES
+    alone = run(sys.executable, "-m", "benchmarks.pocketsphinx_compare", "--corpus", hd_en, "--out", tmp_path)
+    assert alone.returncode != 0 and alone.stderr.strip() == "error: --corpus needs --folds"
