@@ -56,3 +56,15 @@ def test_readme_default_recipe_row_is_the_packaged_model() -> None:
     verification = Model.load(DEFAULT_MODEL).metadata["verification"]
     row = next(line for line in section("Training").splitlines() if "(default)**" in line)
     assert f"**{verification['keras_accuracy']:.3f}** (int8 {verification['tflite_accuracy']:.3f})" in row
+
+
+def test_readme_hd_en_pocketsphinx_figures_are_the_committed_results() -> None:
+    """The HD-EN comparison quoted under "Capture conditions" is conditions-hd-en.json's pooled table."""
+    pooled = json.loads((RESULTS / "conditions-hd-en.json").read_text())["pooled"]
+    ours, sphinx = pooled["accuracy"]["ours"], pooled["accuracy"]["pocketsphinx"]
+    text = " ".join(section("Training").split())
+    assert f"({pooled['n']})" in text
+    assert f"clean {100 * ours['clean']:.1f}% against {100 * sphinx['clean']:.1f}%" in text
+    assert (f"16 conditions {100 * pooled['mean']['ours']:.1f}% against "
+            f"{100 * pooled['mean']['pocketsphinx']:.1f}%") in text
+    assert all(ours[c] > sphinx[c] for c in ours)
