@@ -239,6 +239,16 @@ def test_capture_off_leaves_the_augmentation_as_it_was():
     assert warp == rng.uniform(1 - aug.warp, 1.0)
 
 
+def test_warp_up_widens_the_warp_range_above_one_and_nothing_else():
+    x = word()
+    low, _ = random_augment(x, RATE, AugmentParams(), np.random.default_rng(1))
+    warps = [random_augment(x, RATE, AugmentParams(warp_up=0.12), np.random.default_rng(seed))
+             for seed in range(40)]
+    np.testing.assert_array_equal(warps[1][0], low)  # the same draws for the samples
+    factors = np.array([w for _, w in warps])
+    assert factors.min() >= 0.88 and factors.max() <= 1.12 and (factors > 1.0).sum() >= 10
+
+
 def test_capture_on_replaces_gain_shift_and_noise_with_the_capture_chain(fsdd, cache):
     from audiomnist_edge.config import FeatureParams
 

@@ -32,7 +32,8 @@ class AugmentParams:
     snr_db: tuple[float, float] = (10.0, 30.0)
     noise_probability: float = 0.8
     warp: float = 0.12
-    """Mel-filterbank warp: factor drawn from [1 - warp, 1]."""
+    """Mel-filterbank warp: factor drawn from [1 - warp, 1 + warp_up]."""
+    warp_up: float = 0.0
     capture: float = 0.0
     """Probability per copy of the capture chain (capture.random_capture) in place of
     gain, shift and white noise; 0 keeps the augmentation above unchanged."""
@@ -122,9 +123,7 @@ def random_augment(samples: np.ndarray, rate: int, aug: AugmentParams,
             x = shift(np.concatenate([pad, x, pad]), int(rng.integers(-max_shift, max_shift + 1)))
         if rng.random() < aug.noise_probability:
             x = add_noise(x, rng.uniform(*aug.snr_db), rng)
-    # warp <= 1 only: above 1 the top mel edges would pass Nyquist (degenerate
-    # filters); the speed perturbation already shifts formants both ways.
-    warp = float(rng.uniform(1 - aug.warp, 1.0)) if aug.warp else 1.0
+    warp = float(rng.uniform(1 - aug.warp, 1.0 + aug.warp_up)) if aug.warp or aug.warp_up else 1.0
     return x, warp
 
 

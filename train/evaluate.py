@@ -117,7 +117,7 @@ def write_report(out: Path, info: dict, result: dict, history: dict) -> None:
 - Model: `{r['arch']}`, {info['parameters']} parameters, input {tuple(info['input_shape'])},
   {r['epochs']} epochs, batch {r['batch_size']}, Adam lr {r['learning_rate']} (cosine), seed {r['seed']}.
 - Augmentation: {r['augment']['copies']} copies per clip (speed {r['augment']['speed']}, gain {r['augment']['gain_db']} dB,
-  shift +-{r['augment']['shift_seconds']} s, noise {r['augment']['snr_db']} dB SNR, mel warp +-{r['augment']['warp']}).
+  shift +-{r['augment']['shift_seconds']} s, noise {r['augment']['snr_db']} dB SNR, mel warp {1 - r['augment']['warp']:g}-{1 + r['augment'].get('warp_up', 0.0):g}).
 - Features: [features.json](features.json) (hash `{info['features_hash']}`); normalisation:
   [normalisation.json](normalisation.json); metrics: [metrics.json](metrics.json); run: [run.json](run.json).
 - Time: features {info['timing_seconds']['features']} s, training {info['timing_seconds']['training']} s.
