@@ -215,3 +215,40 @@ def test_pocketsphinx_compare_on_one_corpus_of_the_folds(fold_run, tmp_path) -> 
         assert row["result"]["n"] == 10 * TAKES
     alone = run(sys.executable, "-m", "benchmarks.pocketsphinx_compare", "--corpus", hd_en, "--out", tmp_path)
     assert alone.returncode != 0 and alone.stderr.strip() == "error: --corpus needs --folds"
+
+
+def test_a_student_distils_from_the_fold_models_that_never_heard_its_test_speakers(fold_run, tmp_path) -> None:
+    info = json.loads((fold_run / "folds.json").read_text())
+    corpora = [arg for corpus in info["data"] for arg in ("--data", corpus)]
+    common = [*corpora, "--arch", "ann", "--split", "speaker", "--epochs", "1", "--batch-size", "32",
+              "--augment", "0", "--cache-dir", fold_run.parent / "cache", "--teacher", fold_run]
+    student = run(EXE, "train", *common, "--fold", "2", "--teacher-weight", "0.7", "--out", tmp_path / "student")
+    assert student.returncode == 0, student.stderr
+    recipe = json.loads((tmp_path / "student" / "run.json").read_text())["recipe"]
+    assert recipe["teachers"] == [str(fold_run.resolve())] and recipe["teacher_weight"] == 0.7
+    missing = run(EXE, "train", *common, "--fold", "1", "--out", tmp_path / "other")
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert "no fold-1.tflite (made by `evaluate RUN --folds`)" in missing.stderr
+    assert not (tmp_path / "other").exists()
+
+
+def test_a_teacher_that_heard_a_test_speaker_is_refused(fold_run) -> None:
+    from audiomnist_edge.config import FeatureParams
+    from audiomnist_edge.train.datasets import Split
+    from audiomnist_edge.train.distill import TeacherError, load_teacher
+
+    tests, _ = fold_speakers(fold_run)
+    labels = [str(d) for d in range(10)]
+    none = np.zeros(0, dtype=np.int64)
+    own = Split("speaker", 0, none, none, test_speakers=tuple(sorted(tests[0])))
+    assert load_teacher(fold_run, own, FeatureParams(), labels).labels == labels
+    other = Split("speaker", 0, none, none, test_speakers=tuple(sorted(tests[2])))
+    with pytest.raises(TeacherError, match="not this split's"):
+        load_teacher(fold_run, other, FeatureParams(), labels)
+    with pytest.raises(TeacherError, match="not this split's"):
+        load_teacher(fold_run, Split("speaker", 2, none, none, test_speakers=own.test_speakers),
+                     FeatureParams(), labels)
+    with pytest.raises(TeacherError, match="features differ"):
+        load_teacher(fold_run, own, FeatureParams(n_mfcc=13), labels)
+    with pytest.raises(TeacherError, match="labels"):
+        load_teacher(fold_run, own, FeatureParams(), [*labels, "unknown"])

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from audiomnist_edge.train.masking import MaskParams, mask_features, mix_pairs
+import pytest
+from audiomnist_edge.train.masking import MaskParams, augmented_batches, mask_features, mix_pairs
 
 
 def _runs(flags: np.ndarray) -> list[int]:
@@ -70,3 +71,22 @@ def test_mixup_leaves_the_pure_class_alone_both_ways() -> None:
     assert np.array_equal(mixed_x[pure], x[pure]) and np.array_equal(mixed_y[pure], y[pure])
     assert np.all(mixed_y[~pure][:, 10] == 0)  # no unknown share blended into a digit
     assert (np.abs(mixed_x[~pure] - x[~pure]).max(axis=(1, 2)) > 1e-3).mean() > 0.5  # digits still mixed
+
+
+
+def test_augmented_batches_leave_flagged_examples_unmixed_whatever_their_targets() -> None:
+    pytest.importorskip("keras")
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(64, 101, 20)).astype(np.float32)
+    y = rng.dirichlet(np.ones(11), size=64).astype(np.float32)  # soft targets: no row is one-hot
+    pure = np.arange(64) % 4 == 0
+    batches = augmented_batches(x, y, 16, None, seed=0, mixup=0.4, pure=pure)
+    seen = 0
+    for k in range(len(batches)):
+        xb, yb = batches[k]
+        for row_x, row_y in zip(xb, yb):
+            match = np.flatnonzero(np.all(x == row_x, axis=(1, 2)))
+            if len(match):
+                seen += int(pure[match[0]])
+                np.testing.assert_array_equal(row_y, y[match[0]])
+    assert seen == pure.sum()  # every flagged example came through as it was

@@ -64,6 +64,9 @@ def _echo(message: str) -> None:
               help="Probability per augmented copy of the capture chain (rooms, padding and noise "
                    "floor, noise at 0-30 dB SNR, gain -30..+6 dB, mic colour, clipping) in place of "
                    "plain gain/shift/noise.")
+@click.option("--warp-up", type=click.FloatRange(0, 0.3), default=0.0, show_default=True,
+              help="Mel-filterbank warp above 1 (a shorter vocal tract): each copy's warp factor is drawn "
+                   "from [0.88, 1 + W] instead of [0.88, 1].")
 @click.option("--synth", type=click.Path(exists=True, file_okay=False), multiple=True,
               help="Folder of synthetic clips (python -m audiomnist_edge.train.synth) added to training; "
                    "repeatable.")
@@ -85,12 +88,18 @@ def _echo(message: str) -> None:
 @click.option("--mixup", type=click.FloatRange(0, 10), default=0.0, show_default=True, callback=finite,
               help="Mixup: every training digit blended with another digit of its batch, labels alike, with "
                    "weights from Beta(A, A) (A = 0.2-0.4 is usual; the unknown class is never mixed); 0 = off.")
+@click.option("--teacher", "teachers", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="Distil from this run: its model trained on the same split (fold K's model of "
+                   "`evaluate RUN --folds` for --split speaker --fold K, else RUN/model-int8.tflite) "
+                   "softens the training targets; repeatable (their mean).")
+@click.option("--teacher-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of the teachers' probabilities in each training target.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Feature cache (default ~/.cache/audiomnist-edge or $AUDIOMNIST_EDGE_CACHE).")
 @click.option("-v", "--verbose", is_flag=True, help="Print Keras progress per epoch.")
 def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning_rate, seed, copies,
-          capture, synth, synth_copies, backwards_unknown, features, patience, width, label_smoothing, spec_masks,
-          mixup, cache_dir, verbose):
+          capture, warp_up, synth, synth_copies, backwards_unknown, features, patience, width, label_smoothing,
+          spec_masks, mixup, teachers, teacher_weight, cache_dir, verbose):
     """Train a model on a corpus and write a run folder.
 
     \b
@@ -112,11 +121,12 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
 
     recipe = Recipe(arch=arch, epochs=epochs,
                     batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                    patience=patience, augment=AugmentParams(copies=copies, capture=capture),
+                    patience=patience, augment=AugmentParams(copies=copies, capture=capture, warp_up=warp_up),
                     label_smoothing=label_smoothing, spec_masks=spec_masks, mixup=mixup,
                     model_kwargs={"width": width} if width and arch != "ann" else {},
                     synth=[os.path.abspath(p) for p in synth] or None, synth_copies=synth_copies,
-                    backwards_unknown=backwards_unknown)
+                    backwards_unknown=backwards_unknown,
+                    teachers=[os.path.abspath(t) for t in teachers] or None, teacher_weight=teacher_weight)
     try:
         params = resolve_params(features)
     except (OSError, UnicodeDecodeError) as exc:

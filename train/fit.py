@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -63,6 +64,11 @@ class Recipe:
     """Share of the real training clips also trained, played backwards and augmented once, as
     ``unknown``: speech-like sounds of real voices that are no digit."""
     model_kwargs: dict = dataclasses.field(default_factory=dict)
+    teachers: list[str] | None = None
+    """Run folders whose models, trained on the same split, soften the training targets
+    (``distill.py``): fold K's model for speaker fold K, the run's int8 model otherwise."""
+    teacher_weight: float = 0.5
+    """Share of the teachers' mean probabilities in each training target."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -86,6 +92,8 @@ class Arrays:
     y_test: np.ndarray
     summary: dict
     problems: list
+    y_soft: np.ndarray | None = None
+    """Training targets softened by teachers, shape (n_train, n_labels); None: one-hot y_train."""
 
     @property
     def labels(self) -> list[str]:
@@ -211,7 +219,24 @@ def prepare(ds: Dataset, split: Split, params: FeatureParams, recipe: Recipe,
         "test_per_digit": np.bincount(y[test], minlength=10).tolist(),
         "skipped": [list(p) for p in problems],
     }
-    return Arrays(x_train, y_train, x[val], y[val], x[test], y[test], summary, problems)
+    arrays = Arrays(x_train, y_train, x[val], y[val], x[test], y[test], summary, problems)
+    if recipe.teachers:
+        arrays.y_soft = teacher_targets(arrays, split, params, recipe, progress)
+    return arrays
+
+
+def teacher_targets(arrays: Arrays, split: Split, params: FeatureParams, recipe: Recipe,
+                    progress: bool = True) -> np.ndarray:
+    """``arrays``' training targets softened by ``recipe.teachers`` (``distill.soft_targets``)."""
+    import click
+
+    from .distill import load_teacher, soft_targets
+
+    teachers = [load_teacher(t, split, params, arrays.labels) for t in recipe.teachers or []]
+    n = len(arrays.x_train) * len(teachers)
+    with click.progressbar(length=n, label=f"{len(teachers)} teachers", file=sys.stderr,
+                           hidden=not progress) as bar:
+        return soft_targets(arrays.x_train, arrays.y_train, teachers, recipe.teacher_weight, bar.update)
 
 
 def epoch_line(epoch: int, epochs: int, logs: dict, elapsed: float) -> str:
@@ -268,14 +293,15 @@ def train_model(arrays: Arrays, params: FeatureParams, recipe: Recipe, verbose: 
     if recipe.patience and has_val:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=recipe.patience, restore_best_weights=True))
-    y_train = keras.utils.to_categorical(arrays.y_train[order], n_classes)
+    y_train = (arrays.y_soft if arrays.y_soft is not None
+               else keras.utils.to_categorical(arrays.y_train, n_classes))[order]
     if recipe.spec_masks or recipe.mixup:
         from .masking import MaskParams, augmented_batches
 
         masks = MaskParams(time_masks=recipe.spec_masks, coef_masks=recipe.spec_masks) if recipe.spec_masks else None
-        unknown = arrays.labels.index("unknown") if "unknown" in arrays.labels else None
+        pure = (arrays.y_train[order] == arrays.labels.index("unknown")) if "unknown" in arrays.labels else None
         inputs = dict(x=augmented_batches(arrays.x_train[order], y_train, recipe.batch_size, masks, recipe.seed,
-                                       recipe.mixup, unknown))
+                                          recipe.mixup, pure))
     else:
         inputs = dict(x=arrays.x_train[order], y=y_train, batch_size=recipe.batch_size, shuffle=True)
     start = time.time()

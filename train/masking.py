@@ -70,9 +70,9 @@ def mix_pairs(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: flo
 
 
 def augmented_batches(x: np.ndarray, y_onehot: np.ndarray, batch_size: int, params: MaskParams | None, seed: int,
-                   mixup: float = 0.0, pure_class: int | None = None):
+                   mixup: float = 0.0, pure: np.ndarray | None = None):
     """A Keras ``PyDataset``: shuffled batches of (x, y), masked (``params``) and mixed (``mixup`` > 0:
-    the Beta parameter of ``mix_pairs``; examples of ``pure_class`` left unmixed); new order, masks
+    the Beta parameter of ``mix_pairs``; examples flagged in ``pure``, bool (n,), left unmixed); new order, masks
     and pairs every epoch."""
     import keras
 
@@ -91,8 +91,7 @@ def augmented_batches(x: np.ndarray, y_onehot: np.ndarray, batch_size: int, para
             if params is not None:
                 xb = mask_features(xb, self.rng, params)
             if mixup > 0:
-                pure = None if pure_class is None else yb[:, pure_class] == 1
-                xb, yb = mix_pairs(xb, yb, self.rng, mixup, pure)
+                xb, yb = mix_pairs(xb, yb, self.rng, mixup, None if pure is None else pure[pick])
             return xb, yb
 
         def on_epoch_end(self):
