@@ -205,9 +205,9 @@ def main(model_path, run_dir, folds_run, corpus, all_of, official, max_clips, se
         if folds_run:
             from audiomnist_edge.train.evaluate import fold_held_out, fold_model
 
+            root = Path(corpus).resolve() if corpus else None
             for k, speakers, clips in fold_held_out(folds_run):
-                if corpus:
-                    root = Path(corpus).resolve()
+                if root is not None:
                     clips = [(p, d) for p, d in clips if root in Path(p).resolve().parents]
                     speakers = sorted({Path(p).stem.split("_")[1] for p, _ in clips})
                     if not clips:

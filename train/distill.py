@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from ..config import FeatureParams
+from ..convert.quantize import runtime_probabilities
 from ..errors import EdgeError
 from ..model import Model
 from .datasets import Split
@@ -65,14 +66,7 @@ def soft_targets(x: np.ndarray, y: np.ndarray, teachers: Sequence[Model], weight
         advance: called with 1 after each teacher's row (a progress bar's ``update``).
     Returns float32 rows summing to 1, shape (n, n_labels).
     """
-    n_labels = len(teachers[0].labels)
-    mean = np.zeros((len(x), n_labels), dtype=np.float64)
-    for teacher in teachers:
-        for i, matrix in enumerate(x):
-            mean[i] += teacher.probabilities(matrix)
-            if advance:
-                advance(1)
-    mean /= len(teachers)
+    mean = np.mean([runtime_probabilities(teacher, x, advance) for teacher in teachers], axis=0, dtype=np.float64)
     mean /= np.maximum(mean.sum(axis=1, keepdims=True), 1e-12)  # int8 outputs sum to 1 only roughly
-    onehot = np.eye(n_labels)[np.asarray(y, dtype=np.int64)]
+    onehot = np.eye(mean.shape[1])[np.asarray(y, dtype=np.int64)]
     return ((1.0 - weight) * onehot + weight * mean).astype(np.float32)

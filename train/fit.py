@@ -232,7 +232,7 @@ def teacher_targets(arrays: Arrays, split: Split, params: FeatureParams, recipe:
 
     from .distill import load_teacher, soft_targets
 
-    teachers = [load_teacher(t, split, params, arrays.labels) for t in recipe.teachers or []]
+    teachers = [load_teacher(t, split, params, arrays.labels) for t in recipe.teachers or ()]
     n = len(arrays.x_train) * len(teachers)
     with click.progressbar(length=n, label=f"{len(teachers)} teachers", file=sys.stderr,
                            hidden=not progress) as bar:
