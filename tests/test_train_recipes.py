@@ -145,6 +145,22 @@ def test_evaluate_only_some_folds(synth_run, cache_dir) -> None:
     assert sorted(p.name for p in (synth_run / "folds").iterdir()) == ["fold-1.tflite", "fold-2.tflite"]
 
 
+def test_folds_trained_in_two_sittings_add_up_in_folds_json(synth_run, cache_dir, tmp_path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(synth_run, run, ignore=shutil.ignore_patterns("folds*"))
+    for only in ("2", "0,1"):
+        assert cli("evaluate", run, "--folds", "--only", only, "--cache-dir", cache_dir).returncode == 0
+    folds = json.loads((run / "folds.json").read_text())
+    assert [r["fold"] for r in folds["folds"]] == [2, 0, 1]
+    assert folds["mean"] == pytest.approx(np.mean([r["accuracy"] for r in folds["folds"]]))
+    # another recipe starts afresh: its folds are not averaged with the earlier recipe's
+    info = json.loads((run / "run.json").read_text())
+    info["recipe"]["epochs"] += 1
+    (run / "run.json").write_text(json.dumps(info))
+    assert cli("evaluate", run, "--folds", "--only", "1", "--cache-dir", cache_dir).returncode == 0
+    assert [r["fold"] for r in json.loads((run / "folds.json").read_text())["folds"]] == [1]
+
+
 def test_folds_with_conditions_score_each_fold_model(synth_run, cache_dir, tmp_path) -> None:
     run = tmp_path / "run"
     shutil.copytree(synth_run, run)

@@ -222,6 +222,27 @@ def fold_summary(rows: list[dict], key: str) -> dict:
             "worst_fold": int(rows[int(acc.argmin())]["fold"])}
 
 
+def _earlier_folds(target: Path | None, recipe, params, data, conditions: bool,
+                   keep_out: list[int]) -> list[dict]:
+    """The rows of ``target/folds.json`` that ``--only`` leaves alone: folds not in ``keep_out``,
+    trained by the same recipe on the same features and data (with condition tables exactly when
+    ``conditions``), so folds trained in several sittings add up to one folds.json."""
+    from .fit import data_paths
+
+    path = target / "folds.json" if target is not None else None
+    if path is None or not path.is_file():
+        return []
+    try:
+        earlier = json.loads(path.read_text())
+    except ValueError:
+        return []
+    now = json.loads(json.dumps({"recipe": recipe.to_dict(), "features": params.to_dict(),
+                                 "data": data_paths(data)}))
+    if any(earlier.get(key) != value for key, value in now.items()):
+        return []
+    return [r for r in earlier.get("folds", []) if r["fold"] not in keep_out and ("conditions" in r) == conditions]
+
+
 def folds(run_dir: str | Path | None, data, recipe=None, params=None,
           only: list[int] | None = None, cache_dir=None, progress: bool = True,
           echo=print, out: str | Path | None = None, conditions: bool = False) -> dict:
@@ -251,9 +272,10 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
     protocol = ("leave-one-speaker-out" if n == len(ds.speakers)
                 else f"{n} speaker groups" + (" (train/val/test 3/1/1 groups)" if n == 5 else ""))
     target = Path(out) if out else (Path(run_dir) if run_dir else None)
-    rows: list[dict] = []
+    ks = list(only if only is not None else range(n))
+    rows = _earlier_folds(target, recipe, params, data, conditions, keep_out=ks) if only is not None else []
     result: dict = {}
-    for k in (only if only is not None else range(n)):
+    for k in ks:
         t0 = time.time()
         split = make_split(ds, "speaker", k, recipe.seed)
         arrays = prepare(ds, split, params, recipe, synth, cache_dir, progress)
