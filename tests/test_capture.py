@@ -239,6 +239,48 @@ def test_capture_off_leaves_the_augmentation_as_it_was():
     assert warp == rng.uniform(1 - aug.warp, 1.0)
 
 
+def test_cut_edges_keeps_a_seeded_inner_part_of_the_word_without_its_silence():
+    from audiomnist_edge.config import FeatureParams
+    from audiomnist_edge.features import speech_bounds
+
+    x = np.concatenate([np.zeros(2000, np.float32), word(), np.zeros(2000, np.float32)])
+    start, end = speech_bounds(x, FeatureParams(trim_db=30.0))
+    heads, tails = [], []
+    for seed in range(60):
+        y = augment.cut_edges(x, RATE, 0.08, np.random.default_rng(seed))
+        np.testing.assert_array_equal(y, augment.cut_edges(x, RATE, 0.08, np.random.default_rng(seed)))
+        head = int(np.flatnonzero(x == y[0])[0]) - start  # y is one stretch of x
+        np.testing.assert_array_equal(x[start + head:start + head + len(y)], y)
+        tail = end - (start + head + len(y))
+        assert 0 <= head <= 0.08 * RATE and 0 <= tail <= 0.08 * RATE
+        heads.append(head)
+        tails.append(tail)
+    # each side is cut about half the time, independently
+    assert 15 <= sum(h > 0 for h in heads) <= 45 and 15 <= sum(t > 0 for t in tails) <= 45
+    short = augment.cut_edges(x[:start + 400], RATE, 0.08, np.random.default_rng(1))
+    assert len(short) >= 400 // 2  # at least half of a short word stays
+
+
+def test_edge_cut_spares_the_unknown_class(tmp_path):
+    """A non-digit word keeps its edges ("sixty" cut short is a "six"); digits are cut."""
+    from audiomnist_edge.config import FeatureParams
+    from audiomnist_edge.train.cache import extract
+    from audiomnist_edge.train.datasets import LABELS, Clip
+    from audiomnist_edge.wav import write_wav
+
+    x = np.concatenate([np.zeros(800, np.float32), word(), np.zeros(800, np.float32)])
+    clips = []
+    for digit, name in ((3, "3_s_0.wav"), (len(LABELS), "unknown_s_0.wav")):
+        write_wav(tmp_path / name, x, RATE)
+        clips.append(Clip(tmp_path / name, digit, "s", 0, synthetic=True))
+    def features(aug):
+        return extract(clips, FeatureParams(), aug, seed=3, cache_dir=tmp_path / "c", progress=False,
+                       workers=1)[0]
+    plain, cut = features(AugmentParams(copies=4)), features(AugmentParams(copies=4, edge_cut=0.1))
+    np.testing.assert_array_equal(cut[1], plain[1])
+    assert not np.array_equal(cut[0], plain[0])
+
+
 def test_warp_up_widens_the_warp_range_above_one_and_nothing_else():
     x = word()
     low, _ = random_augment(x, RATE, AugmentParams(), np.random.default_rng(1))

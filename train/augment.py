@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from ..config import FeatureParams
-from ..features import clip_features
+from ..features import clip_features, speech_bounds
 from .capture import (CaptureParams, load_babble_bank, load_rir_bank, random_capture, rir_bank,
                       rir_bank_path)
 
@@ -34,6 +34,10 @@ class AugmentParams:
     warp: float = 0.12
     """Mel-filterbank warp: factor drawn from [1 - warp, 1 + warp_up]."""
     warp_up: float = 0.0
+    edge_cut: float = 0.0
+    """Up to this many seconds cut off the word's start, and independently off its end, each
+    side with probability 0.5 (``cut_edges``): a word whose onset or coda the recording lost,
+    as in FSDD's tightly trimmed takes; 0 = off."""
     capture: float = 0.0
     """Probability per copy of the capture chain (capture.random_capture) in place of
     gain, shift and white noise; 0 keeps the augmentation above unchanged."""
@@ -107,9 +111,23 @@ def speed(samples: np.ndarray, factor: float) -> np.ndarray:
     return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
 
 
+def cut_edges(samples: np.ndarray, rate: int, max_seconds: float, rng: np.random.Generator,
+              trim_db: float = 30.0) -> np.ndarray:
+    """The word of ``samples`` (speech_bounds at ``trim_db``) with 0..max_seconds cut off its start
+    and, independently, off its end, each with probability 0.5; at least half the word stays.
+    The silence around the word goes too: the result starts and ends inside the speech."""
+    start, end = speech_bounds(samples, FeatureParams(sample_rate=rate, trim_db=trim_db))
+    longest = min(int(max_seconds * rate), (end - start) // 4)
+    head = int(rng.integers(0, longest + 1)) if rng.random() < 0.5 else 0
+    tail = int(rng.integers(0, longest + 1)) if rng.random() < 0.5 else 0
+    return samples[start + head:end - tail].astype(np.float32)
+
+
 def random_augment(samples: np.ndarray, rate: int, aug: AugmentParams,
                    rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """(augmented samples, mel warp factor) drawn from ``aug``'s ranges."""
+    if aug.edge_cut:
+        samples = cut_edges(samples, rate, aug.edge_cut, rng)
     x = speed(samples, rng.uniform(*aug.speed))
     if aug.capture and rng.random() < aug.capture:
         babble = load_babble_bank(aug.babble_bank) if aug.babble_bank else None

@@ -13,6 +13,7 @@ Every array is exactly what the NumPy runtime computes: read_wav -> resample to
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -32,7 +33,7 @@ from ..features import clip_features
 from ..resample import resample
 from ..wav import read_wav
 from .augment import AugmentParams, augmented_features
-from .datasets import Clip
+from .datasets import LABELS, Clip
 
 CACHE_VERSION = 1
 
@@ -142,8 +143,10 @@ def extract(clips: list[Clip], params: FeatureParams, aug: AugmentParams | None 
     x = np.zeros(shape, dtype=np.float32)
     ok = np.zeros(len(clips), dtype=bool)
     problems: list[tuple[str, str]] = []
-    jobs = [(i, str(c.path), params.to_json(), aug.to_dict() if aug else None, n_copies, seed, backwards)
-            for i, c in enumerate(clips)]
+    # a non-digit word keeps its edges: "sixty" cut short would be a "six" labelled unknown
+    word_aug = dataclasses.replace(aug, edge_cut=0.0).to_dict() if aug else None
+    jobs = [(i, str(c.path), params.to_json(), (aug.to_dict() if c.digit < len(LABELS) else word_aug)
+             if aug else None, n_copies, seed, backwards) for i, c in enumerate(clips)]
     workers = workers or min(2, os.cpu_count() or 1)
     results = _run(jobs, workers, progress, label)
     for index, result in results:

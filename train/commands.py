@@ -67,6 +67,10 @@ def _echo(message: str) -> None:
 @click.option("--warp-up", type=click.FloatRange(0, 0.3), default=0.0, show_default=True,
               help="Mel-filterbank warp above 1 (a shorter vocal tract): each copy's warp factor is drawn "
                    "from [0.88, 1 + W] instead of [0.88, 1].")
+@click.option("--edge-cut", type=click.FloatRange(0, 0.2), default=0.0, show_default=True,
+              help="Cut up to this many seconds off each augmented copy's word at its start and, "
+                   "independently, its end (each side with probability 0.5): onsets and codas a "
+                   "recording lost, as in FSDD's tightly trimmed takes.")
 @click.option("--synth", type=click.Path(exists=True, file_okay=False), multiple=True,
               help="Folder of synthetic clips (python -m audiomnist_edge.train.synth) added to training; "
                    "repeatable.")
@@ -98,8 +102,8 @@ def _echo(message: str) -> None:
               help="Feature cache (default ~/.cache/audiomnist-edge or $AUDIOMNIST_EDGE_CACHE).")
 @click.option("-v", "--verbose", is_flag=True, help="Print Keras progress per epoch.")
 def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning_rate, seed, copies,
-          capture, warp_up, synth, synth_copies, backwards_unknown, features, patience, width, label_smoothing,
-          spec_masks, mixup, teachers, teacher_weight, cache_dir, verbose):
+          capture, warp_up, edge_cut, synth, synth_copies, backwards_unknown, features, patience, width,
+          label_smoothing, spec_masks, mixup, teachers, teacher_weight, cache_dir, verbose):
     """Train a model on a corpus and write a run folder.
 
     \b
@@ -121,7 +125,8 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
 
     recipe = Recipe(arch=arch, epochs=epochs,
                     batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                    patience=patience, augment=AugmentParams(copies=copies, capture=capture, warp_up=warp_up),
+                    patience=patience, augment=AugmentParams(copies=copies, capture=capture, warp_up=warp_up,
+                                                            edge_cut=edge_cut),
                     label_smoothing=label_smoothing, spec_masks=spec_masks, mixup=mixup,
                     model_kwargs={"width": width} if width and arch != "ann" else {},
                     synth=[os.path.abspath(p) for p in synth] or None, synth_copies=synth_copies,
