@@ -161,6 +161,21 @@ def test_folds_trained_in_two_sittings_add_up_in_folds_json(synth_run, cache_dir
     assert [r["fold"] for r in json.loads((run / "folds.json").read_text())["folds"]] == [1]
 
 
+def test_folds_trained_side_by_side_all_end_up_in_folds_json(synth_run, cache_dir, tmp_path) -> None:
+    """Two sittings on one run folder at once: each reads folds.json again, under a lock, before it writes."""
+    run = tmp_path / "run"
+    shutil.copytree(synth_run, run, ignore=shutil.ignore_patterns("folds*"))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    sittings = [subprocess.Popen([str(EXE), "evaluate", str(run), "--folds", "--only", only, "--cache-dir",
+                                  str(cache_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 stdin=subprocess.DEVNULL, text=True) for only in ("0", "2,1")]
+    for sitting in sittings:
+        assert sitting.wait(timeout=300) == 0, sitting.stderr.read()
+    folds = json.loads((run / "folds.json").read_text())
+    assert sorted(r["fold"] for r in folds["folds"]) == [0, 1, 2]
+    assert sorted(p.name for p in (run / "folds").glob("*.tflite")) == [f"fold-{k}.tflite" for k in range(3)]
+
+
 def test_folds_with_conditions_score_each_fold_model(synth_run, cache_dir, tmp_path) -> None:
     run = tmp_path / "run"
     shutil.copytree(synth_run, run)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: sittings side by side are not guarded
+    fcntl = None  # type: ignore[assignment]
 
 import numpy as np
 
@@ -222,6 +228,18 @@ def fold_summary(rows: list[dict], key: str) -> dict:
             "worst_fold": int(rows[int(acc.argmin())]["fold"])}
 
 
+@contextlib.contextmanager
+def _folds_lock(target: Path | None):
+    """Hold an exclusive lock on ``target/.folds.lock`` (POSIX; nothing to hold without a target)."""
+    if target is None or fcntl is None:
+        yield
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target / ".folds.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def _earlier_folds(target: Path | None, recipe, params, data, conditions: bool,
                    keep_out: list[int]) -> list[dict]:
     """The rows of ``target/folds.json`` that ``--only`` leaves alone: folds not in ``keep_out``,
@@ -273,7 +291,7 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
                 else f"{n} speaker groups" + (" (train/val/test 3/1/1 groups)" if n == 5 else ""))
     target = Path(out) if out else (Path(run_dir) if run_dir else None)
     ks = list(only if only is not None else range(n))
-    rows = _earlier_folds(target, recipe, params, data, conditions, keep_out=ks) if only is not None else []
+    mine: list[dict] = []
     result: dict = {}
     for k in ks:
         t0 = time.time()
@@ -294,20 +312,10 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
             row["conditions"] = {d: condition_table(int8, test, seed=recipe.seed, progress=progress,
                                                     decision=d) for d in DECISIONS}
         row["seconds"] = round(time.time() - t0, 1)
-        rows.append(row)
+        mine.append(row)
         echo(f"fold {k} ({', '.join(split.test_speakers)}): int8 accuracy {m['accuracy']:.4f}, "
              f"keras {keras_m['accuracy']:.4f} ({row['seconds']:.0f} s)")
         _quiet_tf().keras.backend.clear_session()
-        result = {"split": "speaker", "protocol": protocol, "model": "int8 TFLite, device runtime",
-                  "folds": rows, "accuracy": None, **fold_summary(rows, "accuracy"),
-                  "keras": fold_summary(rows, "keras_accuracy"),
-                  "recipe": recipe.to_dict(), "features": params.to_dict(), "data": data_paths(data),
-                  "labels": arrays.labels}
-        result["accuracy"] = result["mean"]
-        if conditions:
-            from .conditions import fold_conditions
-
-            result["conditions"] = {d: fold_conditions(rows, d) for d in rows[0]["conditions"]}
         if target is not None:
             (target / "folds").mkdir(parents=True, exist_ok=True)
             # self-describing, held-out speakers included, so predict and listen take it
@@ -317,7 +325,23 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
                         "recipe": {**recipe.to_dict(), "synth": folder_names(recipe.synth) if recipe.synth else None}}
             metadata = {**describe_model(f"{target.name}-fold-{k}", labels, params, int8, "int8"), "training": training}
             write_file(target / "folds" / f"fold-{k}.tflite", embed_metadata(content, metadata), force=True)
-            (target / "folds.json").write_text(json.dumps(result, indent=1) + "\n")
+        with _folds_lock(target):
+            # folds.json read again under a lock at every fold: sittings run side by side
+            # (--only 0,1 and --only 2,3 on one run folder) all end up in it
+            rows = (_earlier_folds(target, recipe, params, data, conditions, keep_out=ks) if only is not None
+                    else []) + mine
+            result = {"split": "speaker", "protocol": protocol, "model": "int8 TFLite, device runtime",
+                      "folds": rows, "accuracy": None, **fold_summary(rows, "accuracy"),
+                      "keras": fold_summary(rows, "keras_accuracy"),
+                      "recipe": recipe.to_dict(), "features": params.to_dict(), "data": data_paths(data),
+                      "labels": arrays.labels}
+            result["accuracy"] = result["mean"]
+            if conditions:
+                from .conditions import fold_conditions
+
+                result["conditions"] = {d: fold_conditions(rows, d) for d in rows[0]["conditions"]}
+            if target is not None:
+                write_file(target / "folds.json", (json.dumps(result, indent=1) + "\n").encode(), force=True)
     return result
 
 
