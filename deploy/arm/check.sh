@@ -11,7 +11,9 @@
 # wheels the host's pip fetched, over Debian's NumPy 1.x), then `predict --json` on FILES FSDD
 # recordings and `bench` inside the root (chroot, env -i, /proc and /sys mounted, a Raspberry Pi's
 # /proc/cpuinfo bound over the emulated one, QEMU_CPU pinned: qemu's default "max" CPU has SVE and
-# gives wrong int8 results). Emulated timings mean nothing; the digits must equal this machine's.
+# gives wrong int8 results). Emulated timings mean nothing; the digits must equal this machine's,
+# except where this machine's decision lies within 0.02 of a gate (compare_decisions.py: one int8
+# step elsewhere may cross it); such files are named in the summary line.
 # predict --json must also write nothing to stderr but its summary line (no interpreter chatter).
 #
 # Needs root, qemu-user-static, binfmt-support, mmdebstrap, arch-test. Environment: FILES (default 120),
@@ -63,14 +65,8 @@ WHEEL=$(ls "$WORK"/dist/audiomnist_edge-*.whl)
 mapfile -t NAMES < <(ls "$FSDD/recordings" | grep '\.wav$' | sort | awk -v n="$FILES" -v total="$(ls "$FSDD/recordings" | grep -c '\.wav$')" \
     'BEGIN { step = int(total / n); if (step < 1) step = 1 } (NR - 1) % step == 0 && c < n { print; c++ }')
 [ ${#NAMES[@]} -ge 100 ] || say "only ${#NAMES[@]} files (FILES=$FILES)"
-digits() {  # predict --json lines on stdin -> "name digit" lines, sorted
-    "$PYTHON" -c 'import json, os, sys
-for line in sys.stdin:
-    r = json.loads(line)
-    print(os.path.basename(r["file"]), r.get("digit", "error: " + str(r.get("error"))))' | sort
-}
 say "x86_64 reference: predict on ${#NAMES[@]} files"
-(cd "$FSDD/recordings" && "$PYTHON" -m audiomnist_edge predict --json "${NAMES[@]}" 2>/dev/null) | digits > "$WORK/x86_64.txt"
+(cd "$FSDD/recordings" && "$PYTHON" -m audiomnist_edge predict --json "${NAMES[@]}" 2>/dev/null) > "$WORK/x86_64.jsonl"
 
 # ---- a cached Debian root per suite and architecture ------------------------------------------
 root_for() {  # SUITE ARCH -> prints the root's path, building it once
@@ -173,10 +169,11 @@ check() {
     local status=0
     inside "$root" "$cpu" "$site" /bin/sh -c 'cd /mnt/fsdd && exec "$0" -m audiomnist_edge predict --json "$@"' \
         "$python" "${NAMES[@]}" > "$WORK/$target/predict.jsonl" 2> "$WORK/$target/predict.err" || status=$?
-    digits < "$WORK/$target/predict.jsonl" > "$WORK/$target/digits.txt"
-    if [ "$status" != 0 ] || ! diff -q "$WORK/x86_64.txt" "$WORK/$target/digits.txt" >/dev/null; then
+    local same
+    if [ "$status" != 0 ] || ! same=$("$PYTHON" "$HERE/compare_decisions.py" "$WORK/x86_64.jsonl" \
+            "$WORK/$target/predict.jsonl"); then
         cat "$WORK/$target/predict.err" >&2
-        diff "$WORK/x86_64.txt" "$WORK/$target/digits.txt" >&2 || true
+        echo "$same" >&2
         die "$target: predict exited $status or its digits differ from x86_64 (above)"
     fi
     if [ "$(wc -l < "$WORK/$target/predict.err")" != 1 ] || ! grep -q "^${#NAMES[@]} files, 0 failed" "$WORK/$target/predict.err"; then
@@ -188,7 +185,7 @@ check() {
     say "$target: bench (emulated timings mean nothing; it must run)"
     inside "$root" "$cpu" "$site" "$python" -m audiomnist_edge bench --repeat 20 --warmup 2 --cold 1 --rate 48000 >&2 \
         || die "$target: bench failed"
-    echo "$target ($machine, Python $pyver, QEMU_CPU=$cpu): ${#NAMES[@]}/${#NAMES[@]} digits identical to x86_64 (${backend:-backend ?})"
+    echo "$target ($machine, Python $pyver, QEMU_CPU=$cpu): ${same##*$'\n'} (${backend:-backend ?})"
     unmount_all
 }
 
