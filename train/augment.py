@@ -111,12 +111,11 @@ def speed(samples: np.ndarray, factor: float) -> np.ndarray:
     return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
 
 
-def cut_edges(samples: np.ndarray, rate: int, max_seconds: float, rng: np.random.Generator,
-              trim_db: float = 30.0) -> np.ndarray:
-    """The word of ``samples`` (speech_bounds at ``trim_db``) with 0..max_seconds cut off its start
+def cut_edges(samples: np.ndarray, rate: int, max_seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """The word of ``samples`` (the runtime's default trim) with 0..max_seconds cut off its start
     and, independently, off its end, each with probability 0.5; at least half the word stays.
     The silence around the word goes too: the result starts and ends inside the speech."""
-    start, end = speech_bounds(samples, FeatureParams(sample_rate=rate, trim_db=trim_db))
+    start, end = speech_bounds(samples, FeatureParams(sample_rate=rate))
     longest = min(int(max_seconds * rate), (end - start) // 4)
     head = int(rng.integers(0, longest + 1)) if rng.random() < 0.5 else 0
     tail = int(rng.integers(0, longest + 1)) if rng.random() < 0.5 else 0

@@ -36,7 +36,7 @@ def shown(record: dict) -> str:
 
 def at_a_gate(record: dict) -> bool:
     """True when the record's decision lies within TOLERANCE of --min-confidence or --unknown-at."""
-    top = dict((str(label), p) for label, p in record.get("top", []))
+    top = {str(label): p for label, p in record.get("top", [])}
     best = record.get("probability")
     near_confidence = best is not None and abs(best - MIN_CONFIDENCE) <= TOLERANCE
     return near_confidence or abs(top.get("unknown", 0.0) - UNKNOWN_AT) <= TOLERANCE
