@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import click
 import numpy as np
@@ -15,7 +15,8 @@ from audiomnist_edge.atomic import refuse_existing, write_file
 from audiomnist_edge.config import ConfigError, FeatureParams
 from audiomnist_edge.errors import EdgeError, require_extra
 from audiomnist_edge.jsonsafe import dumps
-from audiomnist_edge.model import Model
+from audiomnist_edge.model import Model, decision_indices
+from audiomnist_edge.options import parse_warps
 
 from .metadata import describe_model, embed_metadata, folder_names
 from .quantize import (QUANTS, ConversionError, check_figures, convert_keras, representative_set,
@@ -26,13 +27,14 @@ RUN_FILES = ("model.keras", "features.json", "run.json")
 PARITY_CLIPS = 20
 
 
-def load_run_arrays(run_dir: Path, data: str | None = None
+def load_run_arrays(run_dir: Path, data: str | None = None, warp: float = 1.0
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_train, y_train, x_test, y_test) of a run: float32 (n, frames, coeffs) and int labels."""
+    """(x_train, y_train, x_test, y_test) of a run: float32 (n, frames, coeffs) at mel warp ``warp``
+    and int labels."""
     from audiomnist_edge.train.fit import load_run_data
 
     try:
-        return load_run_data(run_dir, data=data)
+        return load_run_data(run_dir, data=data, warp=warp)
     except (KeyError, OSError) as exc:
         raise ConversionError(f"{run_dir}: cannot rebuild the run's data ({type(exc).__name__}: {exc}); "
                               "pass --data CORPUS if the corpus moved") from None
@@ -58,6 +60,16 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], FeaturePara
     except (ConfigError, OSError, UnicodeDecodeError) as exc:
         raise ConversionError(f"{run_dir}/features.json: {exc}") from None
     return info, metrics, params
+
+
+def run_warps(run_dir: Path) -> tuple[float, ...]:
+    """The mel warps a run's model decides over by default: its recipe's ``AugmentParams.test_warps``."""
+    from audiomnist_edge.train.fit import read_run as read_training_run
+
+    try:
+        return read_training_run(run_dir)[2].augment.test_warps()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConversionError(f"{run_dir}/run.json: no readable recipe ({exc}); pass --warps") from None
 
 
 def training_summary(run_dir: Path, info: dict[str, Any], metrics: dict[str, Any],
@@ -96,8 +108,13 @@ def write_atomic(path: Path, content: bytes, force: bool = False) -> None:
 
 def convert_run(run_dir: str | Path, quant: str = "int8", out: str | Path | None = None,
                 data: str | None = None, name: str | None = None,
-                echo: Callable[[str], None] = print, force: bool = False) -> dict[str, Any]:
+                echo: Callable[[str], None] = print, force: bool = False,
+                warps: Sequence[float] | None = None) -> dict[str, Any]:
     """Convert, verify and write a run's model; returns the embedded metadata plus the file's path.
+
+    ``warps``: the mel warps the model decides over (default: the run's recipe's
+    ``AugmentParams.test_warps``). Keras and int8 are compared on the clean
+    features; the test split is also decided as the device will, over the warps.
 
     Raises ConversionError (and writes nothing) when a hard floor is missed, or
     when the output file exists and ``force`` is not set (checked first).
@@ -134,18 +151,24 @@ def convert_run(run_dir: str | Path, quant: str = "int8", out: str | Path | None
     if quant != "float32":
         sizes["float32"] = len(convert_keras(model, None, "float32"))
 
-    runtime = runtime_model(content, params, labels)
-    with click.progressbar(length=len(x_test), label=f"verifying {quant} on the device runtime",
+    warps = tuple(float(w) for w in warps) if warps else run_warps(run_dir)
+    runtime = runtime_model(content, params, labels, warps=warps)
+    with click.progressbar(length=len(x_test) * len(warps), label=f"verifying {quant} on the device runtime",
                            file=sys.stderr, show_pos=True) as bar:
         tflite_probs = runtime_probabilities(runtime, x_test, bar.update)
-    figures = verify(keras_probs, tflite_probs, y_test, labels)
-    targets = check_figures(figures, sizes, quant)
+        figures = verify(keras_probs, tflite_probs, y_test, labels)
+        targets = check_figures(figures, sizes, quant)
+        views = [tflite_probs if w == 1.0 else runtime_probabilities(runtime, load_run_arrays(run_dir, data, w)[2],
+                                                                     bar.update) for w in warps]
+    figures.update(warps=list(warps), device_accuracy=round(float(np.mean(
+        decision_indices(np.mean(views, axis=0), labels) == y_test)), 6))
 
     echo("timing the reference benchmark")
     normalised = any(isinstance(layer, keras.layers.Normalization) for layer in model.layers)
     metadata = {
         **describe_model(name or f"{run_dir.name}-{quant}", labels, params, runtime, quant,
                          "in the graph" if normalised else "none"),
+        "warps": list(warps),
         "calibration": None if calibration is None else {
             "clips": len(calibration), "of": len(x_train), "from": "training split", "seed": 0},
         "training": training_summary(run_dir, info, metrics, y_train, y_test),
@@ -173,6 +196,8 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         f"  test split ({v['split']}, {v['n_test']} clips): Keras {100 * v['keras_accuracy']:.2f}%, "
         f"{quant} TFLite {100 * v['tflite_accuracy']:.2f}% ({v['drop_points']:.2f} points lost), "
         f"top-1 agreement {100 * v['agreement']:.2f}%",
+        f"  decided over mel warps {', '.join(f'{w:g}' for w in v['warps'])} as the device will: "
+        f"{100 * v['device_accuracy']:.2f}%",
         f"  sizes (TFLite, no metadata): {sizes}",
         "  reference: MFCC {mfcc_ms:.2f} ms, invoke {invoke_ms:.2f} ms, end to end "
         "{end_to_end_ms:.2f} ms ({backend}, {cpu})".format(**result["reference_bench"]),
@@ -192,9 +217,13 @@ def report_lines(result: dict[str, Any]) -> list[str]:
               help="The corpus folder, if it moved since training (run.json records it).")
 @click.option("--name", help="Model name stored in the metadata [default: RUNNAME-QUANT].")
 @click.option("--force", is_flag=True, help="Replace an existing model file.")
+@click.option("--warps", callback=parse_warps, metavar="W[,W...]",
+              help="Mel-filterbank warps the model decides over, each decision the mean of its "
+                   "probabilities at every warp (0.7-1.3; 1 = one view) [default: 1 and the middle of "
+                   "the run's training warp range, e.g. 0.94,1].")
 @click.option("--json", "as_json", is_flag=True, help="Print the embedded metadata as one JSON object.")
 def convert(run_dir: str, quant: str, out: str | None, data: str | None, name: str | None,
-            force: bool, as_json: bool) -> None:
+            force: bool, warps: tuple[float, ...] | None, as_json: bool) -> None:
     """Turn the training run in RUN_DIR into a verified model file for devices.
 
     Quantizes the Keras model (int8 by default, calibrated on training clips),
@@ -215,7 +244,7 @@ def convert(run_dir: str, quant: str, out: str | None, data: str | None, name: s
 
     _quiet_tf()  # TensorFlow's start-up lines hidden, as for train
     result = convert_run(run_dir, quant, out, data, name,
-                         echo=lambda line: click.echo(line, err=True), force=force)
+                         echo=lambda line: click.echo(line, err=True), force=force, warps=warps)
     if as_json:
         click.echo(dumps(result))
     else:

@@ -101,10 +101,11 @@ def convert_keras(model: Any, representative: np.ndarray | None, quant: str = "i
 
 
 def runtime_model(content: bytes, params: FeatureParams, labels: list[str],
-                  backend: str | None = None) -> Model:
-    """The device runtime's Model for bare TFLite bytes (before metadata is embedded)."""
+                  backend: str | None = None, warps: Sequence[float] = (1.0,)) -> Model:
+    """The device runtime's Model for bare TFLite bytes (before metadata is embedded), deciding
+    over the mel ``warps`` (``Model.utterance_probabilities``)."""
     artifact = Artifact(path=Path("<converted>"), content=content,
-                        metadata={"labels": list(labels)}, params=params)
+                        metadata={"labels": list(labels), "warps": [float(w) for w in warps]}, params=params)
     return Model(artifact, backend=backend)
 
 

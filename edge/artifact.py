@@ -153,6 +153,12 @@ class Artifact:
         return list(self.metadata["labels"])
 
     @property
+    def warps(self) -> tuple[float, ...]:
+        """Mel-filterbank warps the model's decision averages over (``Model.utterance_probabilities``);
+        (1.0,) for a model that names none."""
+        return tuple(float(w) for w in self.metadata.get("warps") or (1.0,))
+
+    @property
     def sha256(self) -> str:
         """SHA-256 of the file as stored (what transfers are checked against)."""
         return hashlib.sha256(self.content).hexdigest()
@@ -183,11 +189,27 @@ def _check_quantization(block: Any) -> str | None:
     return None
 
 
+MAX_WARPS = 8
+
+
+def check_warps(warps: Any) -> str | None:
+    """Why a metadata ``warps`` entry is malformed, or None when it is fine (or absent)."""
+    if warps is None:
+        return None
+    if (
+        not isinstance(warps, list)
+        or not 1 <= len(warps) <= MAX_WARPS
+        or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and 0.7 <= w <= 1.3 for w in warps)
+    ):
+        return f"warps is not a list of 1-{MAX_WARPS} mel warp factors within 0.7-1.3"
+    return None
+
+
 def parse_artifact(content: bytes, path: Path) -> Artifact:
     """Check and describe model bytes; ModelError with a one-line reason if unusable.
 
     Every metadata field the runtime reads is checked here (labels, features,
-    features_hash, quantization), so a model that loads never fails later on them.
+    features_hash, quantization, warps), so a model that loads never fails later on them.
     """
     span = metadata_span(content)
     if span is None:
@@ -218,7 +240,7 @@ def parse_artifact(content: bytes, path: Path) -> Artifact:
         raise ModelError(f"{path}: feature configuration the runtime cannot compute: {exc}") from None
     if metadata.get("features_hash") != params.stable_hash():
         raise ModelError(f"{path}: feature configuration does not match its hash")
-    problem = _check_quantization(metadata.get("quantization"))
+    problem = _check_quantization(metadata.get("quantization")) or check_warps(metadata.get("warps"))
     if problem:
         raise ModelError(f"{path}: metadata {problem}")
     return Artifact(path=path, content=content, metadata=metadata, params=params)

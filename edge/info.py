@@ -24,6 +24,7 @@ def model_info(model: Model) -> dict[str, Any]:
         "features": model.params.to_dict(),
         "features_hash": model.params.stable_hash(),
         "input_shape": list(model.params.input_shape),
+        "warps": list(model.warps),
         "metadata": metadata,
     }
 
@@ -52,6 +53,8 @@ def info_lines(info: dict[str, Any]) -> list[str]:
         f"{params['n_mfcc']} MFCC x {info['input_shape'][0]} frames "
         f"(n_fft {params['n_fft']}, hop {params['hop_length']}, {params['n_mels']} mels), "
         f"hash {info['features_hash']}",
+        f"decided    over mel warps {', '.join(f'{w:g}' for w in info['warps'])}"
+        + (" (the mean of the model's probabilities at each)" if len(info["warps"]) > 1 else ""),
     ]
     quant = meta.get("quantization") or {}
     for side in ("input", "output"):
@@ -66,6 +69,10 @@ def info_lines(info: dict[str, Any]) -> list[str]:
             f"Keras {100 * check['keras_accuracy']:.2f}%, TFLite {100 * check['tflite_accuracy']:.2f}%, "
             f"agreement {100 * check['agreement']:.2f}%; {sizes}"
         )
+        if _numbers(check, "device_accuracy"):
+            lines.append(
+                f"           decided over the warps, as the device does: {100 * check['device_accuracy']:.2f}%"
+            )
     bench = meta.get("reference_bench")
     if _numbers(bench, "mfcc_ms", "invoke_ms", "end_to_end_ms"):
         lines.append(

@@ -3,6 +3,9 @@
 model = Model.load()                      # the packaged default model
 prediction = model.classify(samples, 16000)
 prediction.label, prediction.probability, prediction.top
+
+A model may name mel-filterbank warps in its metadata (``convert --warps``): its
+decision is then the mean of its probabilities over those views of the utterance.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class Model:
         self.artifact = artifact
         self.params = artifact.params
         self.labels = artifact.labels
+        self.warps = artifact.warps
         self._interpreter, self.backend = create_interpreter(artifact.content, backend, num_threads)
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
@@ -135,6 +139,16 @@ class Model:
             y = (y.astype(np.float32) - zero_point) * scale
         return y.astype(np.float32)
 
+    def utterance_probabilities(self, samples: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (n_labels,), of one utterance: the mean over the model's
+        mel warps (``self.warps``, from its metadata) of ``probabilities(clip_features(...))``.
+
+        Args:
+            samples: float32 mono samples at params.sample_rate, shape (n,).
+        """
+        views = [self.probabilities(clip_features(samples, self.params, warp=w)) for w in self.warps]
+        return np.mean(views, axis=0) if len(views) > 1 else views[0]
+
     def decide(self, probabilities: np.ndarray, top_k: int = 3, unknown_at: float = UNKNOWN_AT) -> Prediction:
         """The Prediction for a probability vector, shape (n_labels,): ``decision_indices``'s label.
 
@@ -155,7 +169,7 @@ class Model:
         """
         rate = self.params.sample_rate
         try:
-            probabilities = self.probabilities(clip_features(probe_signal(rate), self.params))
+            probabilities = self.utterance_probabilities(probe_signal(rate))
             if probabilities.shape != (len(self.labels),) or not np.all(np.isfinite(probabilities)):
                 raise ModelError(f"{self.path}: the model gives no finite probabilities on a probe signal")
             return self.decide(probabilities)
@@ -173,4 +187,4 @@ class Model:
             top_k: how many (label, probability) pairs to return in ``top``.
         """
         samples = resample(samples, sample_rate, self.params.sample_rate)
-        return self.decide(self.probabilities(clip_features(samples, self.params)), top_k)
+        return self.decide(self.utterance_probabilities(samples), top_k)

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import click
 
+from .artifact import MAX_WARPS, check_warps
 from .model import UNKNOWN_AT
 from .recognizer import MIN_CONFIDENCE
 
@@ -16,6 +17,19 @@ def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> f
     if value is not None and math.isnan(value):
         raise click.BadParameter("must be a number, not nan")
     return value
+
+
+def parse_warps(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
+    """--warps W[,W...] -> the mel warps (None when not given); a usage error unless 1-8 numbers in 0.7-1.3."""
+    if value is None:
+        return None
+    try:
+        warps = tuple(float(w) for w in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers") from None
+    if check_warps(list(warps)):
+        raise click.BadParameter(f"{value!r}: give 1-{MAX_WARPS} warps within 0.7-1.3")
+    return warps
 
 
 def decision_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -15,7 +15,6 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .features import clip_features
 from .model import UNKNOWN_AT, Model
 from .resample import Resampler
 from .stream import GateParams, Segmenter, Utterance
@@ -79,7 +78,8 @@ class Recognizer:
         shifts: average the probabilities over this many starts of the utterance,
             hop_length / shifts samples apart (1: exactly ``Model.classify``). The
             utterance's position on the MFCC frame grid is arbitrary, and a model
-            can be sensitive to it; averaging removes that chance.
+            can be sensitive to it; averaging removes that chance. Each start is
+            decided over the model's mel warps (``Model.utterance_probabilities``).
         top_k: how many (label, probability) pairs each Detection keeps in ``top``.
         unknown_at: a model's ``unknown`` label is decided only with at least this
             probability, else its best digit (``model.decision_indices``).
@@ -140,13 +140,9 @@ class Recognizer:
 
     def probabilities(self, samples: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n_labels,), of one utterance at the model's rate."""
-        params, hop = self.model.params, self.model.params.hop_length
+        hop = self.model.params.hop_length
         return np.mean(
-            [
-                self.model.probabilities(clip_features(samples[k * hop // self.shifts :], params))
-                for k in range(self.shifts)
-            ],
-            axis=0,
+            [self.model.utterance_probabilities(samples[k * hop // self.shifts :]) for k in range(self.shifts)], axis=0
         )
 
     def _decide(self, utterance: Utterance, arrived: float) -> Detection:

@@ -7,6 +7,7 @@ import random
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")
@@ -150,3 +151,35 @@ def test_cli_reports_bad_model_in_one_line(tmp_path, good) -> None:
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"error: {path}: "), result.stderr
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("warps", ["0.94", [], [2.0], [0.5], [True], [float("nan")], [1.0] * 9])
+def test_malformed_warps_are_refused(tmp_path, good, warps) -> None:
+    assert "warps is not a list of 1-8 mel warp factors" in refused(tmp_path, with_metadata(good, warps=warps))
+
+
+def test_a_model_decides_over_the_warps_its_metadata_names(tmp_path, good, fsdd) -> None:
+    from audiomnist_edge.features import clip_features
+    from audiomnist_edge.recognizer import Recognizer
+    from audiomnist_edge.wav import read_wav
+
+    path = tmp_path / "warped.tflite"
+    path.write_bytes(with_metadata(good, warps=[0.9, 1.0]))
+    plain_path = tmp_path / "plain.tflite"
+    plain_path.write_bytes(good)
+    model, plain = Model.load(path), Model.load(plain_path)
+    assert model.warps == (0.9, 1.0) and plain.warps == (1.0,)
+    moved = 0
+    for name in ("3_jackson_0.wav", "7_theo_1.wav", "9_nicolas_2.wav"):
+        samples, rate = read_wav(fsdd / "recordings" / name)
+        views = [model.probabilities(clip_features(samples, model.params, warp=w)) for w in (0.9, 1.0)]
+        expected = np.mean(views, axis=0)
+        np.testing.assert_allclose(model.utterance_probabilities(samples), expected, rtol=0, atol=1e-7)
+        top = dict(model.classify(samples, rate, top_k=10).top)
+        np.testing.assert_allclose([top[label] for label in model.labels], expected, rtol=0, atol=1e-7)
+        one_start = Recognizer(model, rate, shifts=1)
+        np.testing.assert_allclose(one_start.probabilities(samples), expected, rtol=0, atol=1e-7)
+        np.testing.assert_array_equal(plain.utterance_probabilities(samples), views[1])
+        moved += not np.array_equal(views[0], views[1])
+    assert moved  # the warp changes what the model hears, so the mean is not the plain view
+

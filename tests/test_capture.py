@@ -321,3 +321,14 @@ def test_the_floor_never_drowns_a_quiet_word():
     unlimited = dataclasses.replace(params, floor_snr_db=None)
     y = random_capture(x, RATE, np.random.default_rng(0), unlimited)
     assert capture.db(capture.power(y[:int(0.15 * RATE)])) == pytest.approx(-35, abs=0.5)
+
+
+@pytest.mark.parametrize("aug, warps", [
+    (AugmentParams(), (0.94, 1.0)),                        # copies warped 0.88-1: 1 and the middle
+    (AugmentParams(warp=0.2, warp_up=0.1), (0.95, 1.0)),
+    (AugmentParams(warp=0.12, warp_up=0.12), (1.0,)),      # warped both ways: 1 is the middle
+    (AugmentParams(warp=0.0), (1.0,)),
+    (AugmentParams(copies=0), (1.0,)),                     # no augmented copies: nothing was warped
+])
+def test_test_warps_are_one_and_the_middle_of_the_training_range(aug, warps):
+    assert aug.test_warps() == warps

@@ -29,7 +29,8 @@ from audiomnist_edge.model import Model  # noqa: E402
 @pytest.fixture()
 def run_dir(fsdd, tmp_path, monkeypatch):
     root = str(fsdd)
-    monkeypatch.setattr(commands, "load_run_arrays", lambda run, data=None: tiny_models.fsdd_arrays(root))
+    monkeypatch.setattr(commands, "load_run_arrays",
+                        lambda run, data=None, warp=1.0: tiny_models.fsdd_arrays(root, warp))
     return tiny_models.write_run(root, tmp_path / "run")
 
 
@@ -55,6 +56,11 @@ def test_int8_conversion_is_verified_and_described(fsdd, run_dir, tmp_path) -> N
     assert figures["sizes"]["int8"] < figures["sizes"]["float32"]
     assert set(figures["targets"]) >= {"agreement_99", "int8_under_100kb"}
 
+    # decided over the recipe's default test-time warps (training copies warped 0.88-1), as stored
+    assert meta["warps"] == figures["warps"] == [0.94, 1.0] and model.warps == (0.94, 1.0)
+    views = [np.array([model.probabilities(x) for x in tiny_models.fsdd_arrays(str(fsdd), w)[2]]) for w in model.warps]
+    assert figures["device_accuracy"] == pytest.approx(np.mean(np.mean(views, axis=0).argmax(1) == y_test), abs=1e-6)
+
     # full-integer: int8 in and out, int8 weights and int32 biases only, as the metadata says
     assert model.input_details["dtype"] == np.int8 and model.output_details["dtype"] == np.int8
     interpreter, _ = create_interpreter(out.read_bytes())
@@ -72,6 +78,19 @@ def test_int8_conversion_is_verified_and_described(fsdd, run_dir, tmp_path) -> N
     assert bench["backend"].startswith(model.backend.name)
 
 
+def test_warps_option_sets_the_views_or_is_refused(run_dir, tmp_path) -> None:
+    out = tmp_path / "one-view.tflite"
+    result = CliRunner().invoke(cli, ["convert", str(run_dir), "--out", str(out), "--warps", "1"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    figures = read_artifact(out).metadata["verification"]
+    assert Model.load(out).warps == (1.0,) and figures["device_accuracy"] == figures["tflite_accuracy"]
+    for bad in ("2", "0.9,x", "1,1,1,1,1,1,1,1,1", "nan"):
+        result = CliRunner().invoke(cli, ["convert", str(run_dir), "--out", str(tmp_path / "bad.tflite"),
+                                          "--warps", bad])
+        assert result.exit_code == 2 and "--warps" in result.output, (bad, result.output)
+    assert not (tmp_path / "bad.tflite").exists()
+
+
 def test_float32_conversion(run_dir, tmp_path) -> None:
     out = tmp_path / "f32.tflite"
     result = CliRunner().invoke(cli, ["convert", str(run_dir), "--quant", "float32", "--out", str(out)])
@@ -87,7 +106,7 @@ def test_broken_calibration_is_refused_and_nothing_written(fsdd, run_dir, tmp_pa
     x_train, y_train, x_test, y_test = tiny_models.fsdd_arrays(str(fsdd))
     # calibrating on near-silence gives an input scale that clips every real matrix
     monkeypatch.setattr(commands, "load_run_arrays",
-                        lambda run, data=None: (x_train * 1e-3, y_train, x_test, y_test))
+                        lambda run, data=None, warp=1.0: (x_train * 1e-3, y_train, x_test, y_test))
     out = tmp_path / "refused.tflite"
     result = CliRunner().invoke(cli, ["convert", str(run_dir), "--out", str(out)])
     assert isinstance(result.exception, ConversionError), result.output

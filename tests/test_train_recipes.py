@@ -26,6 +26,8 @@ from audiomnist_edge.features import clip_features  # noqa: E402
 from audiomnist_edge.train import cache, synth  # noqa: E402
 from audiomnist_edge.train.datasets import load  # noqa: E402
 from audiomnist_edge.train.fit import SEED_FEATURES, load_run_data  # noqa: E402
+from audiomnist_edge.model import Model  # noqa: E402
+from audiomnist_edge.train.evaluate import fold_held_out  # noqa: E402
 from audiomnist_edge.wav import read_wav, read_wav_info  # noqa: E402
 
 EXE = Path(sys.executable).parent / "audiomnist-edge"
@@ -202,6 +204,16 @@ def test_folds_with_conditions_score_each_fold_model(synth_run, cache_dir, tmp_p
         assert {d: t["accuracy"] for d, t in after["conditions"].items()} == \
             {d: t["accuracy"] for d, t in before["conditions"].items()}
     assert (rescored["mean"], rescored["conditions"]) == (folds["mean"], folds["conditions"])
+    assert rescored["warps"] == folds["warps"] == [1.0]  # --augment 0: no warped copies, one view
+    # over two mel warps: the fold file names them, and its figures are what Model.classify decides
+    warped = cli("evaluate", run, "--folds", "--rescore", "--warps", "0.9,1", "--json", "--cache-dir", cache_dir)
+    assert warped.returncode == 0, warped.stderr
+    assert json.loads(warped.stdout)["warps"] == [0.9, 1.0]
+    model = Model.load(run / "folds" / "fold-0.tflite")
+    assert model.warps == (0.9, 1.0)
+    (_, _, clips), = fold_held_out(run)
+    decided = [model.classify(*read_wav(path)).label == str(digit) for path, digit in clips]
+    assert json.loads(warped.stdout)["folds"][0]["accuracy"] == pytest.approx(np.mean(decided), abs=1e-9)
     # PocketSphinx beside each fold's own model, on that fold's held-out speakers, same audio
     pytest.importorskip("pocketsphinx")
     bench = subprocess.run([sys.executable, "-m", "benchmarks.pocketsphinx_compare", "--folds", str(run),

@@ -21,8 +21,8 @@ N_TRAIN_PER_DIGIT = 100
 N_TEST_PER_DIGIT = 30
 
 
-def _features(files: list[Path], params: FeatureParams) -> tuple[np.ndarray, np.ndarray]:
-    x = np.stack([clip_features(read_wav(f)[0], params) for f in files]).astype(np.float32)
+def _features(files: list[Path], params: FeatureParams, warp: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    x = np.stack([clip_features(read_wav(f)[0], params, warp=warp) for f in files]).astype(np.float32)
     y = np.array([int(f.name.split("_")[0]) for f in files], dtype=np.int64)
     return x, y
 
@@ -36,16 +36,16 @@ def _pick(files: list[Path], per_digit: int) -> list[Path]:
 
 
 @functools.lru_cache(maxsize=None)
-def fsdd_arrays(root: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_train, y_train, x_test, y_test): clip features of a balanced FSDD subset.
+def fsdd_arrays(root: str, warp: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_test, y_test): clip features (at mel warp ``warp``) of a balanced FSDD subset.
 
     Train from the official training takes (5-49), test from the test takes (0-4).
     """
     files = sorted((Path(root) / "recordings").glob("*.wav"))
     take = lambda f: int(f.stem.split("_")[2])  # noqa: E731
     params = FeatureParams()
-    x_train, y_train = _features(_pick([f for f in files if take(f) >= 5], N_TRAIN_PER_DIGIT), params)
-    x_test, y_test = _features(_pick([f for f in files if take(f) < 5], N_TEST_PER_DIGIT), params)
+    x_train, y_train = _features(_pick([f for f in files if take(f) >= 5], N_TRAIN_PER_DIGIT), params, warp)
+    x_test, y_test = _features(_pick([f for f in files if take(f) < 5], N_TEST_PER_DIGIT), params, warp)
     return x_train, y_train, x_test, y_test
 
 

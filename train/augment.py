@@ -59,6 +59,17 @@ class AugmentParams:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def test_warps(self) -> tuple[float, ...]:
+        """The mel warps a model trained with these copies is decided over (``convert``'s default):
+        1 and the middle of the training warp range (0.94 for the default 0.88-1), or 1 alone.
+
+        Copies are warped, the clean clip is not: a model sees 1 as the edge of its
+        range, and a held-out voice heard at both views is decided more often right
+        (README, "Test-time warps").
+        """
+        middle = round(1.0 - self.warp / 2 + self.warp_up / 2, 3) if self.copies > 0 else 1.0
+        return (middle, 1.0) if middle != 1.0 else (1.0,)
+
     def capture_params(self) -> CaptureParams:
         """The capture chain's settings: these ranges, CaptureParams defaults for the rest."""
         return CaptureParams(reverb=self.capture_reverb, rt60=self.capture_rt60,

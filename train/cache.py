@@ -98,9 +98,9 @@ def _files_digest(clips: list[Clip]) -> str:
 
 
 def _work(job):
-    """Worker: (index, path, params json, augment dict or None, copies, seed, backwards)
+    """Worker: (index, path, params json, augment dict or None, copies, seed, backwards, mel warp)
     -> (index, array | error)."""
-    index, path, params_json, aug_dict, copies, seed, backwards = job
+    index, path, params_json, aug_dict, copies, seed, backwards, warp = job
     params = FeatureParams.from_json(params_json)
     try:
         samples = load_samples(path, params.sample_rate)
@@ -109,7 +109,7 @@ def _work(job):
     if backwards:
         samples = np.ascontiguousarray(samples[::-1])
     if aug_dict is None:
-        return index, clip_features(samples, params)
+        return index, clip_features(samples, params, warp=warp)
     aug = AugmentParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug_dict.items()})
     rng = np.random.default_rng([seed, index])
     return index, augmented_features(samples, params, aug, rng, copies)
@@ -118,13 +118,14 @@ def _work(job):
 def extract(clips: list[Clip], params: FeatureParams, aug: AugmentParams | None = None,
             copies: int | None = None, seed: int = 0, cache_dir: str | Path | None = None,
             workers: int | None = None, progress: bool = True, label: str = "features",
-            backwards: bool = False) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+            backwards: bool = False, warp: float = 1.0) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Features of ``clips``: (x, ok, problems).
 
     Without ``aug``: x has shape (n, *input_shape). With ``aug``: ``copies``
     (default aug.copies) augmented matrices per clip, shape (n, copies, *input_shape),
     clip i's copies drawn from a generator seeded by (seed, i), so they do not
-    depend on the worker count. ``backwards`` plays every clip backwards first.
+    depend on the worker count. ``backwards`` plays every clip backwards first;
+    ``warp`` is the mel warp of the clean features (one of a model's test-time views).
     ``ok`` flags the readable clips; ``problems``
     lists (file name, reason) for the others (their rows are zero).
     """
@@ -132,7 +133,7 @@ def extract(clips: list[Clip], params: FeatureParams, aug: AugmentParams | None 
     key_src = json.dumps({
         "v": CACHE_VERSION, "params": params.stable_hash(), "files": _files_digest(clips),
         "aug": aug.to_dict() if aug else None, "copies": n_copies, "seed": seed if aug else None,
-        **({"backwards": True} if backwards else {}),
+        **({"backwards": True} if backwards else {}), **({"warp": warp} if warp != 1.0 else {}),
     }, sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:20]
     path = cache_root(cache_dir) / "features" / f"{label}-{key}.npz"
@@ -146,7 +147,7 @@ def extract(clips: list[Clip], params: FeatureParams, aug: AugmentParams | None 
     # a non-digit word keeps its edges: "sixty" cut short would be a "six" labelled unknown
     word_aug = dataclasses.replace(aug, edge_cut=0.0).to_dict() if aug else None
     jobs = [(i, str(c.path), params.to_json(), (aug.to_dict() if c.digit < len(LABELS) else word_aug)
-             if aug else None, n_copies, seed, backwards) for i, c in enumerate(clips)]
+             if aug else None, n_copies, seed, backwards, warp) for i, c in enumerate(clips)]
     workers = workers or min(2, os.cpu_count() or 1)
     results = _run(jobs, workers, progress, label)
     for index, result in results:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import EdgeError, require_extra
-from ..options import finite
+from ..options import finite, parse_warps
 
 SPLIT = click.Choice(["random", "speaker", "official"])
 
@@ -153,6 +153,9 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
 @click.option("--rescore", is_flag=True,
               help="With --folds: score the saved int8 fold models (RUN/folds/) again without training, "
                    "e.g. after a change in how decisions are made; Keras figures are kept.")
+@click.option("--warps", callback=parse_warps, metavar="W[,W...]",
+              help="With --rescore: the mel warps the fold models decide over (written into their files) "
+                   "[default: 1 and the middle of the recipe's training warp range].")
 @click.option("--conditions", "capture_conditions", is_flag=True,
               help="Score the run's int8 model (device runtime) on its held-out clips under "
                    "every capture condition (noise, rooms, hum, telephone, ...).")
@@ -164,7 +167,7 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
                    "gate). --folds --conditions scores both.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
-def evaluate(run_or_model, data, split_name, fold, all_folds, only, rescore, capture_conditions, model_path,
+def evaluate(run_or_model, data, split_name, fold, all_folds, only, rescore, warps, capture_conditions, model_path,
              decision, as_json, cache_dir):
     """Re-score a run (or a .keras model) on a split of a corpus.
 
@@ -216,7 +219,7 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, rescore, cap
                 raise EdgeError(f"{run_dir}: no folds.json to rescore; run `evaluate {run_dir} --folds` first")
             from .evaluate import rescore_folds
 
-            result = rescore_folds(run_dir, cache_dir, progress=not as_json)
+            result = rescore_folds(run_dir, cache_dir, progress=not as_json, warps=warps)
         else:
             result = folds(run_dir, data or info["data"], only=only_folds, cache_dir=cache_dir,
                            progress=not as_json, echo=_echo, conditions=capture_conditions)

@@ -184,16 +184,35 @@ def evaluate(run_or_model: str | Path, data: str | Path | None, split_name: str 
     return result
 
 
-def int8_model(model, x_train: np.ndarray, params, labels: list[str] = LABELS, calibration: int = 500):
-    """(edge Model, TFLite bytes) of a Keras model, full-int8, calibrated on training matrices."""
+def int8_model(model, x_train: np.ndarray, params, labels: list[str] = LABELS, calibration: int = 500,
+               warps=(1.0,)):
+    """(edge Model deciding over mel ``warps``, TFLite bytes) of a Keras model, full-int8,
+    calibrated on training matrices."""
     from ..convert.quantize import convert_keras, representative_set, runtime_model
 
     content = convert_keras(model, representative_set(x_train, calibration), "int8")
-    return runtime_model(content, params, labels), content
+    return runtime_model(content, params, labels, warps=warps), content
+
+
+def device_probabilities(model, ds, test: np.ndarray, x_test: np.ndarray, cache_dir=None,
+                         progress: bool = False) -> np.ndarray:
+    """Probabilities of the clips ``ds.clips[test]`` as ``model.classify`` decides them: the mean
+    over ``model.warps`` of the device runtime's outputs, shape (n, n_labels).
+
+    ``x_test`` holds their features at warp 1; other warps' features come from the cache.
+    """
+    from ..convert.quantize import runtime_probabilities
+    from .cache import extract
+
+    views = [runtime_probabilities(model, x_test if w == 1.0 else extract(
+        ds.clips, model.params, cache_dir=cache_dir, progress=progress, label=f"{ds.layout} features, warp {w:g}",
+        warp=w)[0][test]) for w in model.warps]
+    return np.mean(views, axis=0)
 
 
 def fold_model(run_dir: str | Path, fold: int):
-    """The edge Model of fold ``fold`` of ``evaluate RUN --folds`` (``RUN/folds/fold-K.tflite``)."""
+    """The edge Model of fold ``fold`` of ``evaluate RUN --folds`` (``RUN/folds/fold-K.tflite``), deciding
+    over the mel warps folds.json names (1 alone if none)."""
     from ..config import FeatureParams
     from ..convert.quantize import runtime_model
     from ..errors import EdgeError
@@ -203,8 +222,8 @@ def fold_model(run_dir: str | Path, fold: int):
     if not path.is_file():
         raise EdgeError(f"{path}: no fold model; run `audiomnist-edge evaluate {run_dir} --folds` first")
     params = FeatureParams.from_json((run_dir / "features.json").read_text())
-    labels = json.loads((run_dir / "folds.json").read_text()).get("labels", LABELS)
-    return runtime_model(path.read_bytes(), params, labels)
+    result = json.loads((run_dir / "folds.json").read_text())
+    return runtime_model(path.read_bytes(), params, result.get("labels", LABELS), warps=result.get("warps") or (1.0,))
 
 
 def fold_held_out(run_dir: str | Path) -> list[tuple[int, list[str], list[tuple[Path, int]]]]:
@@ -279,7 +298,7 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
     """
     from ..atomic import write_file
     from ..convert.metadata import describe_model, embed_metadata, folder_names
-    from ..convert.quantize import runtime_probabilities
+    from .cache import extract
     from .fit import _quiet_tf, data_paths, predict, prepare, read_run, train_model
 
     if run_dir is not None:
@@ -291,6 +310,7 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
                 else f"{n} speaker groups" + (" (train/val/test 3/1/1 groups)" if n == 5 else ""))
     target = Path(out) if out else (Path(run_dir) if run_dir else None)
     ks = list(only if only is not None else range(n))
+    warps = recipe.augment.test_warps()
     mine: list[dict] = []
     result: dict = {}
     for k in ks:
@@ -300,8 +320,10 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
         model, _, _ = train_model(arrays, params, recipe, echo=echo if progress else None)
         labels = arrays.labels
         keras_m = metrics(arrays.y_test, decision_indices(predict(model, arrays.x_test), labels), labels)
-        int8, content = int8_model(model, arrays.x_train, params, labels)
-        m = metrics(arrays.y_test, decision_indices(runtime_probabilities(int8, arrays.x_test), labels), labels)
+        int8, content = int8_model(model, arrays.x_train, params, labels, warps=warps)
+        ok = extract(ds.clips, params, cache_dir=cache_dir, progress=False, label=f"{ds.layout} features")[1]
+        probabilities = device_probabilities(int8, ds, split.test[ok[split.test]], arrays.x_test, cache_dir, progress)
+        m = metrics(arrays.y_test, decision_indices(probabilities, labels), labels)
         row = {"fold": k, "test_speakers": list(split.test_speakers),
                "accuracy": m["accuracy"], "macro_f1": m["macro"]["f1"],
                "keras_accuracy": keras_m["accuracy"], "n_test": int(len(arrays.y_test))}
@@ -323,7 +345,8 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
                         "test_speakers": list(split.test_speakers), "n_train": int(len(arrays.x_train)),
                         "int8_test_accuracy": m["accuracy"],
                         "recipe": {**recipe.to_dict(), "synth": folder_names(recipe.synth) if recipe.synth else None}}
-            metadata = {**describe_model(f"{target.name}-fold-{k}", labels, params, int8, "int8"), "training": training}
+            metadata = {**describe_model(f"{target.name}-fold-{k}", labels, params, int8, "int8"),
+                        "warps": list(warps), "training": training}
             write_file(target / "folds" / f"fold-{k}.tflite", embed_metadata(content, metadata), force=True)
         with _folds_lock(target):
             # folds.json read again under a lock at every fold: sittings run side by side
@@ -334,7 +357,7 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
                       "folds": rows, "accuracy": None, **fold_summary(rows, "accuracy"),
                       "keras": fold_summary(rows, "keras_accuracy"),
                       "recipe": recipe.to_dict(), "features": params.to_dict(), "data": data_paths(data),
-                      "labels": arrays.labels}
+                      "labels": arrays.labels, "warps": list(warps)}
             result["accuracy"] = result["mean"]
             if conditions:
                 from .conditions import fold_conditions
@@ -345,37 +368,50 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
     return result
 
 
-def rescore_folds(run_dir: str | Path, cache_dir=None, progress: bool = True) -> dict:
+def rescore_folds(run_dir: str | Path, cache_dir=None, progress: bool = True, warps=None) -> dict:
     """Score the saved int8 fold models of ``evaluate RUN --folds`` again, without training.
 
     For a change in how decisions are made (``model.decision_indices``, the
-    recognizer's gate): each ``RUN/folds/fold-K.tflite`` on its fold's held-out
-    clips, clean and, where ``folds.json`` has them, under every capture
+    recognizer's gate, the mel ``warps``; default: the recipe's
+    ``AugmentParams.test_warps``): each ``RUN/folds/fold-K.tflite`` on its fold's
+    held-out clips, clean and, where ``folds.json`` has them, under every capture
     condition on both decision paths. The Keras figures from training are kept
-    as they were. ``folds.json`` is rewritten, marked ``"rescored"``.
+    as they were. ``folds.json`` is rewritten, marked ``"rescored"``, and each
+    fold file's metadata names the warps.
     """
+    from ..artifact import read_artifact
+    from ..atomic import write_file
     from ..config import FeatureParams
-    from ..convert.quantize import runtime_probabilities
+    from ..convert.metadata import embed_metadata
+    from ..convert.quantize import runtime_model
     from .cache import extract
     from .conditions import DECISIONS, condition_table, fold_conditions
+    from .fit import Recipe
 
     run_dir = Path(run_dir)
     result = json.loads((run_dir / "folds.json").read_text())
     labels = result.get("labels", LABELS)
     params = FeatureParams.from_dict(result["features"])
+    warps = [float(w) for w in warps] if warps else list(Recipe.from_dict(result["recipe"]).augment.test_warps())
     ds = load_many(result["data"])
     x, ok, _ = extract(ds.clips, params, cache_dir=cache_dir, progress=progress, label=f"{ds.layout} features")
     seed = result["recipe"].get("seed", 0)
     for row in result["folds"]:
         split = make_split(ds, "speaker", row["fold"], seed)
         test = split.test[ok[split.test]]
-        model = fold_model(run_dir, row["fold"])
-        m = metrics(ds.digits[test], decision_indices(runtime_probabilities(model, x[test]), labels), labels)
+        path = run_dir / "folds" / f"fold-{row['fold']}.tflite"
+        artifact = read_artifact(path)
+        if list(artifact.warps) != warps:
+            write_file(path, embed_metadata(artifact.content, {**artifact.metadata, "warps": warps}), force=True)
+        model = runtime_model(path.read_bytes(), params, labels, warps=warps)
+        probabilities = device_probabilities(model, ds, test, x[test], cache_dir, progress)
+        m = metrics(ds.digits[test], decision_indices(probabilities, labels), labels)
         row.update(accuracy=m["accuracy"], macro_f1=m["macro"]["f1"], n_test=int(len(test)))
         if "conditions" in row:
             clips = [(ds.clips[i].path, ds.clips[i].digit) for i in split.test]
             row["conditions"] = {d: condition_table(model, clips, seed=seed, progress=progress, decision=d)
                                  for d in DECISIONS}
+    result["warps"] = warps
     result.update(fold_summary(result["folds"], "accuracy"))
     result["accuracy"] = result["mean"]
     if "conditions" in result:

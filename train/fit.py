@@ -416,18 +416,20 @@ def read_run(run_dir: str | Path) -> tuple[dict, FeatureParams, Recipe]:
 
 
 def load_run_data(run_dir: str | Path, data: str | Path | None = None, cache_dir=None,
-                  progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  progress: bool = False, warp: float = 1.0
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, y_train, x_test, y_test) of a run, clean (no augmentation, no synthetic).
 
-    x_* are float32 ``clip_features`` matrices, shape (n, *params.input_shape),
-    y_* int64 digits. Train is the run's training clips (without its validation
-    part), test its held-out split. ``data`` overrides the corpus path in run.json.
+    x_* are float32 ``clip_features`` matrices at mel warp ``warp``, shape (n,
+    *params.input_shape), y_* int64 digits. Train is the run's training clips
+    (without its validation part), test its held-out split. ``data`` overrides
+    the corpus path in run.json.
     """
     info, params, recipe = read_run(run_dir)
     ds = load_many(data or info["data"])
     split = make_split(ds, info["split"], info.get("fold"), info.get("seed", 0))
     x, ok, _ = extract(ds.clips, params, cache_dir=cache_dir, progress=progress,
-                       label=f"{ds.layout} features")
+                       label=f"{ds.layout} features", warp=warp)
     train, _, test = split_indices(ds, split, ok, recipe)
     y = ds.digits
     return x[train], y[train], x[test], y[test]
