@@ -65,7 +65,8 @@ def _echo(message: str) -> None:
                    "floor, noise at 0-30 dB SNR, gain -30..+6 dB, mic colour, clipping) in place of "
                    "plain gain/shift/noise.")
 @click.option("--warp-up", type=click.FloatRange(0, 0.3), default=0.0, show_default=True,
-              help="Mel-filterbank warp above 1 (a shorter vocal tract): each copy's warp factor is drawn "
+              help="Mel-filterbank warp above 1 (bands read higher, so formants show lower, as from a longer "
+                   "vocal tract): each copy's warp factor is drawn "
                    "from [0.88, 1 + W] instead of [0.88, 1].")
 @click.option("--edge-cut", type=click.FloatRange(0, 0.2), default=0.0, show_default=True,
               help="Cut up to this many seconds off each augmented copy's word at its start and, "
