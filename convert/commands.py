@@ -19,7 +19,8 @@ from audiomnist_edge.model import Model, decision_indices
 from audiomnist_edge.options import parse_warps
 
 from .metadata import describe_model, embed_metadata, folder_names
-from .quantize import (QUANTS, ConversionError, check_figures, convert_keras, representative_set,
+from .quantize import (QUANTS, ConversionError, check_figures, convert_keras, device_probabilities,
+                       representative_set,
                        runtime_model, runtime_probabilities, verify)
 from .reference import reference_bench
 
@@ -153,15 +154,15 @@ def convert_run(run_dir: str | Path, quant: str = "int8", out: str | Path | None
 
     warps = tuple(float(w) for w in warps) if warps else run_warps(run_dir)
     runtime = runtime_model(content, params, labels, warps=warps)
-    with click.progressbar(length=len(x_test) * len(warps), label=f"verifying {quant} on the device runtime",
+    with click.progressbar(length=len(x_test) * (1 + len(warps)), label=f"verifying {quant} on the device runtime",
                            file=sys.stderr, show_pos=True) as bar:
         tflite_probs = runtime_probabilities(runtime, x_test, bar.update)
         figures = verify(keras_probs, tflite_probs, y_test, labels)
         targets = check_figures(figures, sizes, quant)
-        views = [tflite_probs if w == 1.0 else runtime_probabilities(runtime, load_run_arrays(run_dir, data, w)[2],
-                                                                     bar.update) for w in warps]
-    figures.update(warps=list(warps), device_accuracy=round(float(np.mean(
-        decision_indices(np.mean(views, axis=0), labels) == y_test)), 6))
+        device = device_probabilities(
+            runtime, lambda w: x_test if w == 1.0 else load_run_arrays(run_dir, data, w)[2], bar.update)
+    figures.update(warps=list(warps),
+                   device_accuracy=round(float(np.mean(decision_indices(device, labels) == y_test)), 6))
 
     echo("timing the reference benchmark")
     normalised = any(isinstance(layer, keras.layers.Normalization) for layer in model.layers)

@@ -123,6 +123,14 @@ def runtime_probabilities(model: Model, x: np.ndarray,
     return np.stack(rows)
 
 
+def device_probabilities(model: Model, features_at: Callable[[float], np.ndarray],
+                         advance: Callable[[int], Any] | None = None) -> np.ndarray:
+    """Probabilities as ``Model.classify`` decides them, shape (n, n_labels): the mean over
+    ``model.warps`` of ``runtime_probabilities(model, features_at(w))``, where ``features_at(w)``
+    gives the clips' features at mel warp w, shape (n, frames, coeffs)."""
+    return np.mean([runtime_probabilities(model, features_at(w), advance) for w in model.warps], axis=0)
+
+
 def tensor_quantization(details: dict[str, Any]) -> dict[str, Any]:
     """JSON description of an interpreter tensor: dtype, scale, zero point, shape."""
     scale, zero_point = details["quantization"]

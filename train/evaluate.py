@@ -194,20 +194,17 @@ def int8_model(model, x_train: np.ndarray, params, labels: list[str] = LABELS, c
     return runtime_model(content, params, labels, warps=warps), content
 
 
-def device_probabilities(model, ds, test: np.ndarray, x_test: np.ndarray, cache_dir=None,
-                         progress: bool = False) -> np.ndarray:
-    """Probabilities of the clips ``ds.clips[test]`` as ``model.classify`` decides them: the mean
-    over ``model.warps`` of the device runtime's outputs, shape (n, n_labels).
-
-    ``x_test`` holds their features at warp 1; other warps' features come from the cache.
-    """
-    from ..convert.quantize import runtime_probabilities
+def held_out_probabilities(model, ds, test: np.ndarray, x_test: np.ndarray, cache_dir=None,
+                           progress: bool = False) -> np.ndarray:
+    """Probabilities of the clips ``ds.clips[test]`` as ``model.classify`` decides them, shape
+    (n, n_labels) (``quantize.device_probabilities``): ``x_test`` holds their features at warp 1,
+    other warps' features come from the feature cache."""
+    from ..convert.quantize import device_probabilities
     from .cache import extract
 
-    views = [runtime_probabilities(model, x_test if w == 1.0 else extract(
+    return device_probabilities(model, lambda w: x_test if w == 1.0 else extract(
         ds.clips, model.params, cache_dir=cache_dir, progress=progress, label=f"{ds.layout} features, warp {w:g}",
-        warp=w)[0][test]) for w in model.warps]
-    return np.mean(views, axis=0)
+        warp=w)[0][test])
 
 
 def fold_model(run_dir: str | Path, fold: int):
@@ -298,7 +295,6 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
     """
     from ..atomic import write_file
     from ..convert.metadata import describe_model, embed_metadata, folder_names
-    from .cache import extract
     from .fit import _quiet_tf, data_paths, predict, prepare, read_run, train_model
 
     if run_dir is not None:
@@ -321,8 +317,7 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
         labels = arrays.labels
         keras_m = metrics(arrays.y_test, decision_indices(predict(model, arrays.x_test), labels), labels)
         int8, content = int8_model(model, arrays.x_train, params, labels, warps=warps)
-        ok = extract(ds.clips, params, cache_dir=cache_dir, progress=False, label=f"{ds.layout} features")[1]
-        probabilities = device_probabilities(int8, ds, split.test[ok[split.test]], arrays.x_test, cache_dir, progress)
+        probabilities = held_out_probabilities(int8, ds, arrays.test, arrays.x_test, cache_dir, progress)
         m = metrics(arrays.y_test, decision_indices(probabilities, labels), labels)
         row = {"fold": k, "test_speakers": list(split.test_speakers),
                "accuracy": m["accuracy"], "macro_f1": m["macro"]["f1"],
@@ -404,7 +399,7 @@ def rescore_folds(run_dir: str | Path, cache_dir=None, progress: bool = True, wa
         if list(artifact.warps) != warps:
             write_file(path, embed_metadata(artifact.content, {**artifact.metadata, "warps": warps}), force=True)
         model = runtime_model(path.read_bytes(), params, labels, warps=warps)
-        probabilities = device_probabilities(model, ds, test, x[test], cache_dir, progress)
+        probabilities = held_out_probabilities(model, ds, test, x[test], cache_dir, progress)
         m = metrics(ds.digits[test], decision_indices(probabilities, labels), labels)
         row.update(accuracy=m["accuracy"], macro_f1=m["macro"]["f1"], n_test=int(len(test)))
         if "conditions" in row:

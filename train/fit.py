@@ -92,6 +92,8 @@ class Arrays:
     y_test: np.ndarray
     summary: dict
     problems: list
+    test: np.ndarray
+    """Indices of the test clips (the rows of x_test) in the dataset's clip list."""
     y_soft: np.ndarray | None = None
     """Training targets softened by teachers, shape (n_train, n_labels); None: one-hot y_train."""
 
@@ -219,7 +221,7 @@ def prepare(ds: Dataset, split: Split, params: FeatureParams, recipe: Recipe,
         "test_per_digit": np.bincount(y[test], minlength=10).tolist(),
         "skipped": [list(p) for p in problems],
     }
-    arrays = Arrays(x_train, y_train, x[val], y[val], x[test], y[test], summary, problems)
+    arrays = Arrays(x_train, y_train, x[val], y[val], x[test], y[test], summary, problems, test)
     if recipe.teachers:
         arrays.y_soft = teacher_targets(arrays, split, params, recipe, progress)
     return arrays
