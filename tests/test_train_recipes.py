@@ -226,6 +226,41 @@ def test_folds_with_conditions_score_each_fold_model(synth_run, cache_dir, tmp_p
     assert report["model"] == "each fold's own int8 model"
 
 
+def test_folds_of_a_variation_train_its_recipe_and_leave_the_run_alone(synth_run, cache_dir, tmp_path) -> None:
+    before = {p.name: p.read_bytes() for p in synth_run.rglob("*") if p.is_file()}
+    out = tmp_path / "variation"
+    args = ("evaluate", synth_run, "--folds", "--only", "1", "--set", "label_smoothing=0.1",
+            "--set", "augment.edge_cut=0.05", "--out", out, "--cache-dir", cache_dir)
+    assert cli(*args).returncode == 0
+    folds = json.loads((out / "folds.json").read_text())
+    assert folds["recipe"]["label_smoothing"] == 0.1 and folds["recipe"]["augment"]["edge_cut"] == 0.05
+    assert [r["fold"] for r in folds["folds"]] == [1] and (out / "folds" / "fold-1.tflite").is_file()
+    training = Model.load(out / "folds" / "fold-1.tflite").metadata["training"]
+    assert training["run"] == "variation" and training["recipe"]["label_smoothing"] == 0.1
+    info = json.loads((out / "run.json").read_text())
+    assert info["variant_of"] == str(synth_run) and info["settings"] == ["label_smoothing=0.1", "augment.edge_cut=0.05"]
+    assert {p.name: p.read_bytes() for p in synth_run.rglob("*") if p.is_file()} == before
+    # another variation into the same folder is refused in one line, nothing trained
+    result = cli("evaluate", synth_run, "--folds", "--only", "0", "--set", "label_smoothing=0.2", "--out", out,
+                 "--cache-dir", cache_dir)
+    assert result.returncode != 0 and "holds another run" in result.stderr.strip().splitlines()[-1]
+    assert [r["fold"] for r in json.loads((out / "folds.json").read_text())["folds"]] == [1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--folds", "--set", "label_smoothing=0.1"), "--set needs --out"),
+    (("--folds", "--rescore", "--out", "x"), "--set and --out go with --folds"),
+    (("--set", "seed=1", "--out", "x"), "--set and --out go with --folds"),
+    (("--folds", "--set", "label_smothing=0.1", "--out", "x"), "--set label_smothing: no such setting"),
+    (("--folds", "--set", "epochs=0.5", "--out", "x"), "--set epochs=0.5: expected a value like"),
+])
+def test_variation_settings_refused_in_one_line(synth_run, tmp_path, args, message) -> None:
+    result = cli("evaluate", synth_run, *[tmp_path / a if a == "x" else a for a in args])
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "x").exists()
+
+
 def test_rescore_without_folds_is_one_line(synth_run, tmp_path) -> None:
     run = tmp_path / "run"
     shutil.copytree(synth_run, run)

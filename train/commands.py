@@ -157,6 +157,12 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
 @click.option("--warps", callback=parse_warps, metavar="W[,W...]",
               help="With --rescore: the mel warps the fold models decide over (written into their files) "
                    "[default: 1 and the middle of the recipe's training warp range].")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="With --folds and --out: train the folds of a variation of the run's recipe, KEY a recipe "
+                   "field (label_smoothing), augment.FIELD or features.FIELD, VALUE JSON; repeatable.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="With --folds: the variation's run folder (its run.json, folds.json and fold models); "
+                   "RUN stays as it is.")
 @click.option("--conditions", "capture_conditions", is_flag=True,
               help="Score the run's int8 model (device runtime) on its held-out clips under "
                    "every capture condition (noise, rooms, hum, telephone, ...).")
@@ -168,8 +174,8 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
                    "gate). --folds --conditions scores both.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
-def evaluate(run_or_model, data, split_name, fold, all_folds, only, rescore, warps, capture_conditions, model_path,
-             decision, as_json, cache_dir):
+def evaluate(run_or_model, data, split_name, fold, all_folds, only, rescore, warps, settings, out,
+             capture_conditions, model_path, decision, as_json, cache_dir):
     """Re-score a run (or a .keras model) on a split of a corpus.
 
     \b
@@ -190,7 +196,13 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, rescore, war
       audiomnist-edge evaluate runs/cnn-official-X --conditions
       audiomnist-edge evaluate runs/cnn-official-X --folds --conditions
       audiomnist-edge evaluate runs/cnn-official-X --folds --rescore
+      audiomnist-edge evaluate runs/cnn-official-X --folds --only 0 \\
+          --set label_smoothing=0.1 --set augment.edge_cut=0.15 --out runs/variation
     """
+    if (settings or out) and (not all_folds or rescore):
+        raise click.UsageError("--set and --out go with --folds (and not --rescore)")
+    if settings and not out:
+        raise click.UsageError("--set needs --out: a variation gets a run folder of its own")
     _check_run(run_or_model, needs_model=not (all_folds or capture_conditions))
     _setup()
     from .evaluate import evaluate as score
@@ -209,12 +221,16 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, rescore, war
         run_dir = path if path.is_dir() else path.parent
         if not (run_dir / "run.json").is_file():
             raise click.UsageError("--folds needs a run folder (with run.json) for its recipe")
-        info = json.loads((run_dir / "run.json").read_text())
         try:
             only_folds = [int(k) for k in only.split(",")] if only else None
         except ValueError:
             raise click.BadParameter(f"{only!r} is not a comma-separated list of fold numbers",
                                      param_hint="--only") from None
+        if out:
+            from .variant import write_variant
+
+            run_dir = write_variant(run_dir, out, settings)
+        info = json.loads((run_dir / "run.json").read_text())
         if rescore:
             if not (run_dir / "folds.json").is_file():
                 raise EdgeError(f"{run_dir}: no folds.json to rescore; run `evaluate {run_dir} --folds` first")

@@ -1,0 +1,81 @@
+"""Variations of a recipe (``train/variant.py``): settings parsed, typed and applied, folders kept apart."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from audiomnist_edge.config import FeatureParams
+from audiomnist_edge.errors import EdgeError
+from audiomnist_edge.train.fit import Recipe
+from audiomnist_edge.train.variant import apply_settings, parse_setting, write_variant
+
+
+def test_settings_reach_recipe_augmentation_and_features() -> None:
+    recipe, params = apply_settings(Recipe(), FeatureParams(), [
+        "label_smoothing=0.1", "seed=3", "augment.edge_cut=0.15", "augment.speed=[0.9, 1.1]",
+        "augment.capture_floor_snr_db=null", "features.n_mfcc=40", "model_kwargs={\"width\": 56}",
+        "label_smoothing=0.2"])
+    assert (recipe.label_smoothing, recipe.seed, recipe.model_kwargs) == (0.2, 3, {"width": 56})  # last one wins
+    assert recipe.augment.edge_cut == 0.15 and recipe.augment.speed == (0.9, 1.1)
+    assert recipe.augment.capture_floor_snr_db is None and recipe.augment.copies == Recipe().augment.copies
+    assert params.n_mfcc == 40 and params.input_shape == (101, 40) and params.n_mels == FeatureParams().n_mels
+    assert apply_settings(Recipe(), FeatureParams(), []) == (Recipe(), FeatureParams())
+
+
+def test_values_are_json_or_else_text() -> None:
+    assert parse_setting("arch=cnn") == ("arch", "cnn")
+    assert parse_setting(" mixup =0.3") == ("mixup", 0.3)
+    assert parse_setting("synth=[\"a\", \"b\"]") == ("synth", ["a", "b"])
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("label_smoothing", "expected KEY=VALUE"),
+    ("=1", "expected KEY=VALUE"),
+    ("label_smothing=0.1", "no such setting"),
+    ("augment=1", "no such setting"),
+    ("augment.nope=1", "no such setting"),
+    ("features.nope=1", "no such setting"),
+    ("model.width=56", "no such setting"),
+    ("epochs=0.5", "expected a value like 40"),
+    ("epochs=true", "expected a value like 40"),
+    ("label_smoothing=\"x\"", "expected a value like 0.0"),
+    ("label_smoothing=NaN", "expected a value like 0.0"),
+    ("augment.speed=[1.0]", "expected a value like [0.85, 1.15]"),
+    ("features.cmvn=1", "expected a value like true"),
+    ("features.n_mfcc=null", "expected a value like 20"),
+    ("features.n_mfcc=0", "--set"),
+])
+def test_bad_settings_are_refused(setting, message) -> None:
+    with pytest.raises(EdgeError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        apply_settings(Recipe(), FeatureParams(), [setting])
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    info = {"data": ["/corpus"], "layout": "fsdd", "split": "official", "fold": None, "seed": 0,
+            "recipe": Recipe(epochs=7).to_dict(), "history": {"loss": [1.0]}, "labels": ["0", "1"]}
+    (run / "run.json").write_text(json.dumps(info))
+    (run / "features.json").write_text(FeatureParams().to_json())
+    return run
+
+
+def test_a_variation_folder_holds_the_changed_recipe_only(run_dir, tmp_path) -> None:
+    out = write_variant(run_dir, tmp_path / "var", ["seed=2", "features.n_mfcc=13"])
+    info = json.loads((out / "run.json").read_text())
+    assert info["recipe"]["seed"] == info["seed"] == 2 and info["recipe"]["epochs"] == 7
+    assert (info["data"], info["split"], info["variant_of"]) == (["/corpus"], "official", str(run_dir))
+    assert "history" not in info and "labels" not in info  # they describe the run's trained model
+    assert FeatureParams.from_json((out / "features.json").read_text()).n_mfcc == 13
+    # the same variation again keeps the folder (a second sitting of its folds); another one is refused
+    assert write_variant(run_dir, out, ["seed=2", "features.n_mfcc=13"]) == out
+    with pytest.raises(EdgeError, match="holds another run"):
+        write_variant(run_dir, out, ["seed=3"])
+    with pytest.raises(EdgeError, match="holds another run"):
+        write_variant(run_dir, out, ["seed=2"])  # same recipe, other features
+    with pytest.raises(EdgeError, match="a folder of its own"):
+        write_variant(run_dir, run_dir, ["seed=3"])
+    assert json.loads((out / "run.json").read_text())["recipe"]["seed"] == 2
