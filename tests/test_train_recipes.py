@@ -24,7 +24,7 @@ from audiomnist_edge.config import FeatureParams  # noqa: E402
 from audiomnist_edge.errors import EdgeError  # noqa: E402
 from audiomnist_edge.features import clip_features  # noqa: E402
 from audiomnist_edge.train import cache, synth  # noqa: E402
-from audiomnist_edge.train.datasets import load  # noqa: E402
+from audiomnist_edge.train.datasets import load, load_many, make_split  # noqa: E402
 from audiomnist_edge.train.fit import SEED_FEATURES, load_run_data  # noqa: E402
 from audiomnist_edge.model import Model  # noqa: E402
 from audiomnist_edge.train.evaluate import fold_held_out  # noqa: E402
@@ -230,15 +230,19 @@ def test_folds_of_a_variation_train_its_recipe_and_leave_the_run_alone(synth_run
     before = {p.name: p.read_bytes() for p in synth_run.rglob("*") if p.is_file()}
     out = tmp_path / "variation"
     args = ("evaluate", synth_run, "--folds", "--only", "1", "--set", "label_smoothing=0.1",
-            "--set", "augment.edge_cut=0.05", "--out", out, "--cache-dir", cache_dir)
+            "--set", "augment.edge_cut=0.05", "--set", "seed=1", "--set", "split_seed=0", "--out", out,
+            "--cache-dir", cache_dir)
     assert cli(*args).returncode == 0
     folds = json.loads((out / "folds.json").read_text())
     assert folds["recipe"]["label_smoothing"] == 0.1 and folds["recipe"]["augment"]["edge_cut"] == 0.05
+    # another training seed, the run's folds: the same speaker is held out
+    held_out = make_split(load_many(json.loads((synth_run / "run.json").read_text())["data"]), "speaker", 1, 0)
+    assert folds["folds"][0]["test_speakers"] == list(held_out.test_speakers)
     assert [r["fold"] for r in folds["folds"]] == [1] and (out / "folds" / "fold-1.tflite").is_file()
     training = Model.load(out / "folds" / "fold-1.tflite").metadata["training"]
     assert training["run"] == "variation" and training["recipe"]["label_smoothing"] == 0.1
     info = json.loads((out / "run.json").read_text())
-    assert info["variant_of"] == str(synth_run) and info["settings"] == ["label_smoothing=0.1", "augment.edge_cut=0.05"]
+    assert info["variant_of"] == str(synth_run) and info["settings"][:2] == ["label_smoothing=0.1", "augment.edge_cut=0.05"]
     assert {p.name: p.read_bytes() for p in synth_run.rglob("*") if p.is_file()} == before
     # another variation into the same folder is refused in one line, nothing trained
     result = cli("evaluate", synth_run, "--folds", "--only", "0", "--set", "label_smoothing=0.2", "--out", out,

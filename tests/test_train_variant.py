@@ -24,6 +24,15 @@ def test_settings_reach_recipe_augmentation_and_features() -> None:
     assert apply_settings(Recipe(), FeatureParams(), []) == (Recipe(), FeatureParams())
 
 
+def test_the_split_keeps_its_seed_when_only_the_training_seed_changes() -> None:
+    assert Recipe().splitting_seed == 0 and Recipe(seed=2).splitting_seed == 2
+    assert Recipe(seed=2, split_seed=0).splitting_seed == 0
+    old = {k: v for k, v in Recipe(seed=3).to_dict().items() if k != "split_seed"}  # a run from before the field
+    assert Recipe.from_dict(old).splitting_seed == 3
+    recipe, _ = apply_settings(Recipe(), FeatureParams(), ["seed=1", "split_seed=0"])
+    assert (recipe.seed, recipe.splitting_seed) == (1, 0)
+
+
 def test_values_are_json_or_else_text() -> None:
     assert parse_setting("arch=cnn") == ("arch", "cnn")
     assert parse_setting(" mixup =0.3") == ("mixup", 0.3)

@@ -239,9 +239,9 @@ def held_out_clips(run_dir: str | Path, data=None) -> tuple[list[tuple[Path, int
     from .datasets import load_many, make_split
     from .fit import read_run
 
-    info, _, _ = read_run(run_dir)
+    info, _, recipe = read_run(run_dir)
     ds = load_many(data or info["data"])
-    split = make_split(ds, info["split"], info.get("fold"), info.get("seed", 0))
+    split = make_split(ds, info["split"], info.get("fold"), recipe.splitting_seed)
     return [(ds.clips[i].path, ds.clips[i].digit) for i in split.test], split.describe()
 
 

@@ -168,7 +168,7 @@ def evaluate(run_or_model: str | Path, data: str | Path | None, split_name: str 
     if fold is None and split_name == info.get("split"):
         fold = info.get("fold")
     ds = load_many(data)
-    split = make_split(ds, split_name, fold, recipe.seed)
+    split = make_split(ds, split_name, fold, recipe.splitting_seed)
     x, ok, problems = extract(ds.clips, params, cache_dir=cache_dir, progress=progress,
                               label=f"{ds.layout} features")
     test = split.test[ok[split.test]]
@@ -225,10 +225,12 @@ def fold_model(run_dir: str | Path, fold: int):
 
 def fold_held_out(run_dir: str | Path) -> list[tuple[int, list[str], list[tuple[Path, int]]]]:
     """(fold, test speakers, held-out (path, digit) clips) of every fold in ``RUN/folds.json``."""
+    from .fit import Recipe
+
     run_dir = Path(run_dir)
     result = json.loads((run_dir / "folds.json").read_text())
     ds = load_many(result["data"])
-    seed = result["recipe"].get("seed", 0)
+    seed = Recipe.from_dict(result["recipe"]).splitting_seed
     out = []
     for row in result["folds"]:
         split = make_split(ds, "speaker", row["fold"], seed)
@@ -301,7 +303,7 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
         _, params, recipe = read_run(run_dir)
     ds = load_many(data)
     synth = load_many(recipe.synth, synthetic=True) if recipe.synth else None
-    n = n_speaker_folds(ds, recipe.seed)
+    n = n_speaker_folds(ds, recipe.splitting_seed)
     protocol = ("leave-one-speaker-out" if n == len(ds.speakers)
                 else f"{n} speaker groups" + (" (train/val/test 3/1/1 groups)" if n == 5 else ""))
     target = Path(out) if out else (Path(run_dir) if run_dir else None)
@@ -311,7 +313,7 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
     result: dict = {}
     for k in ks:
         t0 = time.time()
-        split = make_split(ds, "speaker", k, recipe.seed)
+        split = make_split(ds, "speaker", k, recipe.splitting_seed)
         arrays = prepare(ds, split, params, recipe, synth, cache_dir, progress)
         model, _, _ = train_model(arrays, params, recipe, echo=echo if progress else None)
         labels = arrays.labels
@@ -326,7 +328,7 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
             from .conditions import DECISIONS, condition_table
 
             test = [(ds.clips[i].path, ds.clips[i].digit) for i in split.test]
-            row["conditions"] = {d: condition_table(int8, test, seed=recipe.seed, progress=progress,
+            row["conditions"] = {d: condition_table(int8, test, seed=recipe.splitting_seed, progress=progress,
                                                     decision=d) for d in DECISIONS}
         row["seconds"] = round(time.time() - t0, 1)
         mine.append(row)
@@ -390,7 +392,7 @@ def rescore_folds(run_dir: str | Path, cache_dir=None, progress: bool = True, wa
     warps = [float(w) for w in warps] if warps else list(Recipe.from_dict(result["recipe"]).augment.test_warps())
     ds = load_many(result["data"])
     x, ok, _ = extract(ds.clips, params, cache_dir=cache_dir, progress=progress, label=f"{ds.layout} features")
-    seed = result["recipe"].get("seed", 0)
+    seed = Recipe.from_dict(result["recipe"]).splitting_seed
     for row in result["folds"]:
         split = make_split(ds, "speaker", row["fold"], seed)
         test = split.test[ok[split.test]]

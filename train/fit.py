@@ -45,6 +45,9 @@ class Recipe:
     batch_size: int = 128
     learning_rate: float = 2e-3
     seed: int = 0
+    split_seed: int | None = None
+    """Seed of the split (speaker groups, the random split) when it differs from ``seed`` (weights,
+    shuffling, augmentation): a variation with another ``seed`` keeps the same folds; None: ``seed``."""
     val_fraction: float = 0.1
     patience: int = 0
     """Early stopping on validation loss after this many epochs without gain; 0 = off."""
@@ -72,6 +75,11 @@ class Recipe:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def splitting_seed(self) -> int:
+        """The seed the split is drawn with."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     @classmethod
     def from_dict(cls, data: dict) -> "Recipe":
@@ -365,7 +373,7 @@ def run(data, out: str | Path | None = None, split_name: str = "official",
     ds = load_many(data)
     if ds.problems:
         echo(problem_summary(ds.problems))
-    split = make_split(ds, split_name, fold, recipe.seed)
+    split = make_split(ds, split_name, fold, recipe.splitting_seed)
     synth = load_many(recipe.synth, synthetic=True) if recipe.synth else None
     arrays = prepare(ds, split, params, recipe, synth, cache_dir, progress)
     if arrays.problems and arrays.problems != ds.problems:
@@ -429,7 +437,7 @@ def load_run_data(run_dir: str | Path, data: str | Path | None = None, cache_dir
     """
     info, params, recipe = read_run(run_dir)
     ds = load_many(data or info["data"])
-    split = make_split(ds, info["split"], info.get("fold"), info.get("seed", 0))
+    split = make_split(ds, info["split"], info.get("fold"), recipe.splitting_seed)
     x, ok, _ = extract(ds.clips, params, cache_dir=cache_dir, progress=progress,
                        label=f"{ds.layout} features", warp=warp)
     train, _, test = split_indices(ds, split, ok, recipe)

@@ -56,8 +56,10 @@ def _coerce(name: str, field: dataclasses.Field, old: Any, new: Any) -> Any:
         new = tuple(float(v) for v in new) if ok else new
     elif isinstance(old, str):
         ok = isinstance(new, str)
-    else:  # None, list or dict: folders, teachers, model keyword arguments
-        ok = new is None or isinstance(new, (str, list, dict))
+    else:  # None, list or dict: what the field's annotation allows
+        kinds = {"int": int, "float": (int, float), "str": str, "list": list, "dict": dict}
+        allowed = tuple(t for name, t in kinds.items() if name in str(field.type))
+        ok = isinstance(new, allowed) and not isinstance(new, bool)
     if not ok:
         raise EdgeError(f"--set {name}={json.dumps(new)}: expected a value like {json.dumps(old)}")
     return new
