@@ -88,3 +88,17 @@ def test_a_variation_folder_holds_the_changed_recipe_only(run_dir, tmp_path) -> 
     with pytest.raises(EdgeError, match="a folder of its own"):
         write_variant(run_dir, run_dir, ["seed=3"])
     assert json.loads((out / "run.json").read_text())["recipe"]["seed"] == 2
+
+
+def test_folds_written_before_split_seed_still_add_up(tmp_path) -> None:
+    """A folds.json whose recipe has no split_seed (written before the field) keeps its rows for --only."""
+    from audiomnist_edge.train.evaluate import _earlier_folds
+    from audiomnist_edge.train.fit import data_paths
+
+    recipe, params, data = Recipe(), FeatureParams(), [str(tmp_path)]
+    old_recipe = {k: v for k, v in recipe.to_dict().items() if k != "split_seed"}
+    rows = [{"fold": 0, "accuracy": 0.9}, {"fold": 1, "accuracy": 0.8}]
+    folds = {"recipe": old_recipe, "features": params.to_dict(), "data": data_paths(data), "folds": rows}
+    (tmp_path / "folds.json").write_text(json.dumps(folds))
+    assert _earlier_folds(tmp_path, recipe, params, data, False, keep_out=[1]) == rows[:1]
+    assert _earlier_folds(tmp_path, Recipe(seed=1), params, data, False, keep_out=[1]) == []

@@ -263,14 +263,16 @@ def _earlier_folds(target: Path | None, recipe, params, data, conditions: bool,
     """The rows of ``target/folds.json`` that ``--only`` leaves alone: folds not in ``keep_out``,
     trained by the same recipe on the same features and data (with condition tables exactly when
     ``conditions``), so folds trained in several sittings add up to one folds.json."""
-    from .fit import data_paths
+    from .fit import Recipe, data_paths
 
     path = target / "folds.json" if target is not None else None
     if path is None or not path.is_file():
         return []
     try:
         earlier = json.loads(path.read_text())
-    except ValueError:
+        # a recipe written before a field was added reads as that field's default
+        earlier["recipe"] = json.loads(json.dumps(Recipe.from_dict(earlier["recipe"]).to_dict()))
+    except (ValueError, KeyError, TypeError):
         return []
     now = json.loads(json.dumps({"recipe": recipe.to_dict(), "features": params.to_dict(),
                                  "data": data_paths(data)}))
