@@ -20,8 +20,7 @@ from audiomnist_edge.options import parse_warps
 
 from .metadata import describe_model, embed_metadata, folder_names
 from .quantize import (QUANTS, ConversionError, check_figures, convert_keras, device_probabilities,
-                       representative_set,
-                       runtime_model, runtime_probabilities, verify)
+                       representative_set, runtime_model, runtime_probabilities, verify)
 from .reference import reference_bench
 
 RUN_FILES = ("model.keras", "features.json", "run.json")
@@ -154,13 +153,14 @@ def convert_run(run_dir: str | Path, quant: str = "int8", out: str | Path | None
 
     warps = tuple(float(w) for w in warps) if warps else run_warps(run_dir)
     runtime = runtime_model(content, params, labels, warps=warps)
-    with click.progressbar(length=len(x_test) * (1 + len(warps)), label=f"verifying {quant} on the device runtime",
+    warped = sum(w != 1.0 for w in warps)
+    with click.progressbar(length=len(x_test) * (1 + warped), label=f"verifying {quant} on the device runtime",
                            file=sys.stderr, show_pos=True) as bar:
         tflite_probs = runtime_probabilities(runtime, x_test, bar.update)
         figures = verify(keras_probs, tflite_probs, y_test, labels)
         targets = check_figures(figures, sizes, quant)
-        device = device_probabilities(
-            runtime, lambda w: x_test if w == 1.0 else load_run_arrays(run_dir, data, w)[2], bar.update)
+        device = device_probabilities(runtime, lambda w: load_run_arrays(run_dir, data, w)[2], bar.update,
+                                      unwarped=tflite_probs)
     figures.update(warps=list(warps),
                    device_accuracy=round(float(np.mean(decision_indices(device, labels) == y_test)), 6))
 

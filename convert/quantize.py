@@ -124,11 +124,14 @@ def runtime_probabilities(model: Model, x: np.ndarray,
 
 
 def device_probabilities(model: Model, features_at: Callable[[float], np.ndarray],
-                         advance: Callable[[int], Any] | None = None) -> np.ndarray:
+                         advance: Callable[[int], Any] | None = None,
+                         unwarped: np.ndarray | None = None) -> np.ndarray:
     """Probabilities as ``Model.classify`` decides them, shape (n, n_labels): the mean over
     ``model.warps`` of ``runtime_probabilities(model, features_at(w))``, where ``features_at(w)``
-    gives the clips' features at mel warp w, shape (n, frames, coeffs)."""
-    return np.mean([runtime_probabilities(model, features_at(w), advance) for w in model.warps], axis=0)
+    gives the clips' features at mel warp w, shape (n, frames, coeffs). ``unwarped``: the
+    probabilities at warp 1 when the caller has them already (not computed again)."""
+    return np.mean([unwarped if w == 1.0 and unwarped is not None
+                    else runtime_probabilities(model, features_at(w), advance) for w in model.warps], axis=0)
 
 
 def tensor_quantization(details: dict[str, Any]) -> dict[str, Any]:

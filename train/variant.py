@@ -102,7 +102,7 @@ def write_variant(run_dir: str | Path, out: str | Path, settings: Sequence[str])
     recipe, params = apply_settings(recipe, params, settings)
     variant = {**{k: info[k] for k in KEPT if k in info}, "seed": recipe.seed, "recipe": recipe.to_dict(),
                "variant_of": str(run_dir), "settings": list(settings)}
-    text = json.dumps(json.loads(json.dumps(variant)), indent=1) + "\n"
+    text = json.dumps(variant, indent=1) + "\n"
     if (out / "run.json").exists():
         try:
             same = (json.loads((out / "run.json").read_text())["recipe"] == json.loads(text)["recipe"]
