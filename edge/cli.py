@@ -76,8 +76,16 @@ def cli(debug: bool) -> None:
     """Recognise spoken digits (0-9) on small devices.
 
     \b
-    Typical session:
-      audiomnist-edge features clip.wav     # MFCCs the model would see
+    On the device, with the packaged model:
+      audiomnist-edge predict clip.wav          # the digit(s) spoken in a file
+      audiomnist-edge listen                    # digits from the default microphone
+      audiomnist-edge listen --input pin.wav --sequence   # numbers, as listen hears them
+      audiomnist-edge bench                     # speed and memory on this device
+    Making a model (the train extra: pip install 'audiomnist-edge[train]'):
+      audiomnist-edge train --data CORPUS --out runs/mine   # a Keras run folder
+      audiomnist-edge convert runs/mine                     # verified int8 .tflite
+      audiomnist-edge evaluate runs/mine --conditions       # under capture conditions
+      audiomnist-edge flash runs/mine/model-int8.tflite ssh://pi@raspberrypi/opt/audiomnist-edge
     Run any command with --help for its options and examples.
     """
     logging.basicConfig(

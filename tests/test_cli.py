@@ -23,6 +23,19 @@ def test_version_and_help() -> None:
     assert "features" in help_text and "--debug" in help_text
 
 
+def test_the_help_teaches_commands_and_options_that_exist() -> None:
+    """Every example in the top-level --help names a command, and options that command has."""
+    import click
+    from audiomnist_edge.cli import cli
+
+    examples = [line.split("#")[0].split()[1:] for line in run("--help").stdout.splitlines()
+                if line.strip().startswith("audiomnist-edge ")]
+    assert {"predict", "listen", "train", "convert", "flash"} <= {words[0] for words in examples}
+    for command, *words in examples:
+        known = {name for param in cli.get_command(click.Context(cli), command).params for name in param.opts}
+        assert {w for w in words if w.startswith("--")} <= known, command
+
+
 def test_features_json(fsdd_test_clips) -> None:
     result = run("features", "--json", str(fsdd_test_clips[3]))
     assert result.returncode == 0, result.stderr
