@@ -307,24 +307,27 @@ def test_seed_features_and_dscnn(tiny_corpus, cache_dir, tmp_path) -> None:
     assert "DepthwiseConv2D" in layers
 
 
-@pytest.mark.parametrize("arch, must_have, must_not", [
-    ("ann", {"Dense"}, {"Conv2D", "DepthwiseConv2D"}),
-    ("cnn", {"Conv2D"}, {"DepthwiseConv2D"}),
-    ("dscnn", {"Conv2D", "DepthwiseConv2D"}, set()),
+@pytest.mark.parametrize("arch, kwargs, must_have, must_not", [
+    ("ann", {}, {"Dense"}, {"Conv2D", "DepthwiseConv2D"}),
+    ("cnn", {}, {"Conv2D", "AveragePooling2D"}, {"DepthwiseConv2D", "Softmax"}),
+    ("cnn", {"pooling": "attention"}, {"Conv2D", "Softmax", "Dot", "GlobalMaxPooling1D"}, {"DepthwiseConv2D"}),
+    ("dscnn", {}, {"Conv2D", "DepthwiseConv2D"}, set()),
 ])
-def test_every_arch_builds_and_converts_to_full_integer(fsdd, arch, must_have, must_not) -> None:
+def test_every_arch_builds_and_converts_to_full_integer(fsdd, arch, kwargs, must_have, must_not) -> None:
     import tiny_models
     from audiomnist_edge.convert.quantize import convert_keras, representative_set
     from audiomnist_edge.interpreter import create_interpreter
     from audiomnist_edge.train.models import build
 
     x_train = tiny_models.fsdd_arrays(str(fsdd))[0]
-    model = build(arch, FeatureParams().input_shape, x_train)
+    model = build(arch, FeatureParams().input_shape, x_train, **kwargs)
     layers = {type(layer).__name__ for layer in model.layers}
     assert must_have <= layers and not must_not & layers
     assert model.output_shape == (None, 10) and model.get_layer("standardise")
     interpreter, _ = create_interpreter(convert_keras(model, representative_set(x_train, 50), "int8"))
-    assert {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()} <= {"int8", "int32"}
+    tensors = interpreter.get_tensor_details()
+    assert {np.dtype(t["dtype"]).name for t in tensors} <= {"int8", "int32", "int64"}
+    assert all(len(t["shape"]) <= 1 for t in tensors if np.dtype(t["dtype"]) == np.int64)  # axes, not data
 
 
 def test_unknown_arch_is_refused() -> None:
@@ -332,6 +335,8 @@ def test_unknown_arch_is_refused() -> None:
 
     with pytest.raises(ValueError, match="unknown architecture 'rnn'"):
         build("rnn", (101, 20), np.zeros((2, 101, 20), np.float32))
+    with pytest.raises(ValueError, match="unknown pooling 'max'"):
+        build("cnn", (101, 20), np.zeros((2, 101, 20), np.float32), pooling="max")
 
 
 def test_feature_cache_is_reused_and_invalidated(tiny_corpus, tmp_path, monkeypatch) -> None:

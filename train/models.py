@@ -48,8 +48,12 @@ def _conv_bn(x, filters, kernel, strides=(1, 1)):
     return keras.layers.ReLU()(x)
 
 
-def build_cnn(input_shape, x_train, width=32, dropout=0.3, n_classes=10):
-    """A small 2-D CNN over (time, coefficient): 3 conv blocks, pooling, dense head."""
+def build_cnn(input_shape, x_train, width=32, dropout=0.3, n_classes=10, pooling="segments"):
+    """A small 2-D CNN over (time, coefficient): 3 conv blocks, pooling, dense head.
+
+    ``pooling``: "segments" averages the last block into 4 time segments in order (where in the
+    window a sound is matters); "attention" weighs its frames by a learned score and adds their
+    maximum (where it is does not matter)."""
     import keras
 
     inputs = keras.Input(shape=input_shape, name="mfcc")
@@ -60,10 +64,17 @@ def build_cnn(input_shape, x_train, width=32, dropout=0.3, n_classes=10):
     x = _conv_bn(x, width, (3, 3))
     x = keras.layers.MaxPooling2D((2, 1))(x)
     x = _conv_bn(x, width * 2, (3, 3))
-    # keep coarse time order: pool time to 4 segments, then flatten
     t, f = x.shape[1], x.shape[2]
-    x = keras.layers.AveragePooling2D((max(1, t // 4), f))(x)
-    x = keras.layers.Flatten()(x)
+    if pooling == "segments":
+        x = keras.layers.AveragePooling2D((max(1, t // 4), f))(x)
+        x = keras.layers.Flatten()(x)
+    elif pooling == "attention":
+        frames = keras.layers.Reshape((t, width * 2))(keras.layers.AveragePooling2D((1, f))(x))
+        weights = keras.layers.Softmax(axis=1)(keras.layers.Dense(1)(frames))
+        attended = keras.layers.Flatten()(keras.layers.Dot(axes=1)([weights, frames]))
+        x = keras.layers.Concatenate()([attended, keras.layers.GlobalMaxPooling1D()(frames)])
+    else:
+        raise ValueError(f"unknown pooling {pooling!r} (segments or attention)")
     x = keras.layers.Dropout(dropout)(x)
     x = keras.layers.Dense(64, activation="relu")(x)
     x = keras.layers.Dropout(dropout)(x)
