@@ -231,6 +231,7 @@ def listen(
     realtime: bool,
     min_confidence: float,
     unknown_at: float,
+    background_db: float | None,
     shifts: int,
     calibrate: float,
     hangover: float,
@@ -281,13 +282,17 @@ def listen(
                 click.echo(
                     f"listening on {name} at {rate} Hz (model {model.params.sample_rate} Hz); Ctrl-C stops", err=True
                 )
-                recognizer = Recognizer(model, rate, gate, min_confidence, shifts, unknown_at=unknown_at)
+                recognizer = Recognizer(
+                    model, rate, gate, min_confidence, shifts, unknown_at=unknown_at, background_db=background_db
+                )
                 run(microphone.blocks(), recognizer, output, duration)
         else:
             rate, blocks = _file_source(
                 input_path, samplerate, model.params.sample_rate, channels, pcm_format, block, realtime
             )
-            recognizer = Recognizer(model, rate, gate, min_confidence, shifts, unknown_at=unknown_at)
+            recognizer = Recognizer(
+                model, rate, gate, min_confidence, shifts, unknown_at=unknown_at, background_db=background_db
+            )
             run(blocks, recognizer, output, duration)
     except (KeyboardInterrupt, Stopped) as exc:
         reason = "stopped by " + (str(exc) if isinstance(exc, Stopped) else "Ctrl-C")

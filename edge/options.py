@@ -9,7 +9,7 @@ import click
 
 from .artifact import MAX_WARPS, check_warps
 from .model import UNKNOWN_AT
-from .recognizer import MIN_CONFIDENCE
+from .recognizer import BACKGROUND_SECONDS, MIN_CONFIDENCE
 
 
 def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -33,7 +33,18 @@ def parse_warps(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 
 def decision_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--min-confidence and --unknown-at: how predict and listen turn probabilities into a decision."""
+    """--min-confidence, --unknown-at and --background-db: how predict and listen turn utterances
+    into decisions."""
+    command = click.option(
+        "--background-db",
+        type=click.FloatRange(0, min_open=True),
+        default=None,
+        callback=finite,
+        metavar="DB",
+        help=f"Drop, undecided, an utterance whose loudest part is DB quieter than that of a digit "
+        f"reported in the last {BACKGROUND_SECONDS:g} s: background talk (a TV, people at a distance). "
+        "10 is a good start; a speaker who turns away mid-number may then lose a digit. [default: off]",
+    )(command)
     command = click.option(
         "--unknown-at",
         type=click.FloatRange(0, 1),

@@ -59,7 +59,12 @@ def utterance_record(detection: Detection) -> dict[str, Any]:
 
 
 def predict_file(
-    model: Model, path: str, top_k: int, min_confidence: float = MIN_CONFIDENCE, unknown_at: float = UNKNOWN_AT
+    model: Model,
+    path: str,
+    top_k: int,
+    min_confidence: float = MIN_CONFIDENCE,
+    unknown_at: float = UNKNOWN_AT,
+    background_db: float | None = None,
 ) -> dict[str, Any]:
     """The JSON record for one audio file.
 
@@ -68,7 +73,9 @@ def predict_file(
     and ``top`` repeat its decision; otherwise ``digit`` is null.
     """
     started = time.perf_counter()
-    result = recognize_file(model, path, top_k=top_k, min_confidence=min_confidence, unknown_at=unknown_at)
+    result = recognize_file(
+        model, path, top_k=top_k, min_confidence=min_confidence, unknown_at=unknown_at, background_db=background_db
+    )
     utterances = [utterance_record(d) for d in result.detections]
     single = utterances[0] if len(utterances) == 1 else None
     return {
@@ -143,6 +150,7 @@ def predict(
     backend: str | None,
     min_confidence: float,
     unknown_at: float,
+    background_db: float | None,
     as_json: bool,
 ) -> None:
     """Recognise the digits spoken in each audio FILE (a folder means its audio files).
@@ -176,7 +184,7 @@ def predict(
         try:
             if problem:
                 raise problem
-            record = predict_file(model, path, top_k, min_confidence, unknown_at)
+            record = predict_file(model, path, top_k, min_confidence, unknown_at, background_db)
         except EdgeError as exc:
             failed += 1
             if as_json:

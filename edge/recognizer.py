@@ -7,6 +7,7 @@ the same samples the same way. No I/O here besides ``recognize_file``'s reading.
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import time
@@ -21,6 +22,8 @@ from .stream import GateParams, Segmenter, Utterance
 from .wav import open_audio
 
 BLOCK_SECONDS = 0.05  # block length when reading a file
+BACKGROUND_SECONDS = 10.0
+"""How long a digit's level counts as the speaker's for ``background_db``."""
 MIN_CONFIDENCE = 0.3
 """The default gate: a digit decided with a lower probability is reported as unknown. 0.3 since
 the default model trains with mixup, which leaves it less sure of the digits it gets right (at 0.4
@@ -83,6 +86,9 @@ class Recognizer:
         top_k: how many (label, probability) pairs each Detection keeps in ``top``.
         unknown_at: a model's ``unknown`` label is decided only with at least this
             probability, else its best digit (``model.decision_indices``).
+        background_db: an utterance whose loudest frame lies this far below that of a digit
+            reported in the last BACKGROUND_SECONDS is background talk (a TV, other people
+            at a distance) and is dropped undecided; None keeps every utterance.
     """
 
     def __init__(
@@ -94,12 +100,17 @@ class Recognizer:
         shifts: int = 4,
         top_k: int = 3,
         unknown_at: float = UNKNOWN_AT,
+        background_db: float | None = None,
     ) -> None:
         if not 0 <= min_confidence <= 1 or math.isnan(min_confidence):
             raise ValueError("min_confidence must be within 0-1")
         if not 0 <= unknown_at <= 1 or math.isnan(unknown_at):
             raise ValueError("unknown_at must be within 0-1")
+        if background_db is not None and not background_db > 0:
+            raise ValueError("background_db must be positive")
         self.unknown_at = unknown_at
+        self.background_db = background_db
+        self._loud: collections.deque[tuple[float, float]] = collections.deque()  # (end s, peak dB) of digits
         self.model = model
         self.shifts = max(1, int(shifts))
         self.top_k = max(1, int(top_k))
@@ -129,14 +140,13 @@ class Recognizer:
         """
         arrived = time.perf_counter() if arrived is None else arrived
         self.samples_in += len(block)
-        utterances = self.segmenter.process(self.resampler.process(block))
-        return [self._decide(u, arrived) for u in utterances]
+        return self._decide_all(self.segmenter.process(self.resampler.process(block)), arrived)
 
     def finish(self) -> list[Detection]:
         """End of stream: decide the utterance still open, if any."""
         arrived = time.perf_counter()
         utterances = self.segmenter.process(self.resampler.flush()) + self.segmenter.flush()
-        return [self._decide(u, arrived) for u in utterances]
+        return self._decide_all(utterances, arrived)
 
     def probabilities(self, samples: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n_labels,), of one utterance at the model's rate."""
@@ -144,6 +154,25 @@ class Recognizer:
         return np.mean(
             [self.model.utterance_probabilities(samples[k * hop // self.shifts :]) for k in range(self.shifts)], axis=0
         )
+
+    def _decide_all(self, utterances: list[Utterance], arrived: float) -> list[Detection]:
+        """Decisions for the utterances in order, background talk left out (``background_db``)."""
+        out = []
+        for utterance in utterances:
+            if self._in_background(utterance):
+                continue
+            detection = self._decide(utterance, arrived)
+            if detection.digit is not None:
+                self._loud.append((utterance.end, utterance.peak_db))
+            out.append(detection)
+        return out
+
+    def _in_background(self, utterance: Utterance) -> bool:
+        if self.background_db is None:
+            return False
+        while self._loud and utterance.start - self._loud[0][0] > BACKGROUND_SECONDS:
+            self._loud.popleft()
+        return any(utterance.peak_db < peak - self.background_db for _, peak in self._loud)
 
     def _decide(self, utterance: Utterance, arrived: float) -> Detection:
         prediction = self.model.decide(self.probabilities(utterance.samples), self.top_k, self.unknown_at)

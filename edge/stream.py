@@ -168,6 +168,7 @@ class Utterance:
             (end of speech plus the remaining hang-over; for a word cut from a longer
             sound, when the dip after it was found).
         truncated: True when cut at max_duration.
+        peak_db: level of its loudest frame as the gate measured it (speech band), dB re full scale.
     """
 
     start: float
@@ -175,6 +176,7 @@ class Utterance:
     samples: np.ndarray = field(repr=False)
     closed_at: float
     truncated: bool = False
+    peak_db: float = SILENCE_DB
 
 
 class Segmenter:
@@ -398,6 +400,7 @@ class Segmenter:
                 samples=np.concatenate([frame for frame, _ in speech[a:b]]),
                 closed_at=self.frame_index * self.frame_seconds,
                 truncated=truncated,
+                peak_db=max(db for _, db in speech[a:b]),
             )
             for a, b in zip(bounds, bounds[1:])
         ]

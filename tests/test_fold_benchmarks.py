@@ -150,7 +150,24 @@ def test_rejection_gate_sweeps_unknown_at_down_to_stricter_gates() -> None:
     assert unknown_rows[-1]["words"] < unknown_rows[4]["words"]
 
 
-@pytest.mark.parametrize("bench", ["stream_bench", "rejection_gate"])
+def test_background_gate_scores_both_ways_on_each_folds_own_held_out_clips(fold_run, tmp_path) -> None:
+    from audiomnist_edge.train.conditions import CONDITIONS
+
+    result = run(sys.executable, "-m", "benchmarks.background_gate", "--folds", fold_run, "--every", "5",
+                 "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = json.loads((tmp_path / "background.json").read_text())
+    held_out = 2 * 10 * TAKES  # one speaker per corpus in each fold
+    assert out["folds"] == list(FOLDS) and out["clips"] == len(FOLDS) * held_out // 5
+    assert list(out["accuracy"]) == ["off", "--background-db 10"]
+    for gate, accuracy in out["accuracy"].items():
+        assert list(accuracy) == list(CONDITIONS) and all(0 <= a <= 1 for a in accuracy.values())
+        assert out["mean"][gate] == pytest.approx(np.mean(list(accuracy.values())))
+    table = (tmp_path / "background.md").read_text()
+    assert all(f"| {name} |" in table for name in [*CONDITIONS, "mean"])
+
+
+@pytest.mark.parametrize("bench", ["stream_bench", "rejection_gate", "background_gate"])
 def test_folds_of_a_folder_that_is_no_fold_run(bench, tmp_path) -> None:
     result = run(sys.executable, "-m", f"benchmarks.{bench}", "--folds", tmp_path, "--out", tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr

@@ -68,3 +68,17 @@ def test_readme_hd_en_pocketsphinx_figures_are_the_committed_results() -> None:
     assert (f"16 conditions {100 * pooled['mean']['ours']:.1f}% against "
             f"{100 * pooled['mean']['pocketsphinx']:.1f}%") in text
     assert all(ours[c] > sphinx[c] for c in ours)
+
+
+def test_readme_background_gate_figures_are_the_committed_results() -> None:
+    """Listening's --background-db figures (CONDITION off -> on) are benchmarks/results/background.json's."""
+    results = json.loads((RESULTS / "background.json").read_text())
+    off, on = results["accuracy"].values()
+    off, on = {**off, "mean": results["mean"]["off"]}, {**on, "mean": list(results["mean"].values())[1]}
+    text = " ".join(section("Listening").split())
+    start = text.index("Background talk:")
+    quoted = re.findall(r"([\w-]+) (\d\.\d{3}) -> (\d\.\d{3})", text[start:text.index("- Each utterance", start)])
+    assert {name for name, *_ in quoted} >= {"babble-20dB", "babble-10dB", "clean", "mean"}
+    for name, a, b in quoted:
+        assert (a, b) == (f"{off[name]:.3f}", f"{on[name]:.3f}"), name
+    assert "python -m benchmarks.background_gate --folds runs/default" in text

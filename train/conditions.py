@@ -193,8 +193,9 @@ def score(classify: Callable[[np.ndarray, int], int | None], clips: Sequence[tup
 DECISIONS = ("clip", "predict")
 
 
-def decider(model, decision: str = "predict") -> Callable[[np.ndarray, int], int | None]:
-    """``classify(samples, rate) -> digit or None`` for an edge ``Model``.
+def decider(model, decision: str = "predict", **options) -> Callable[[np.ndarray, int], int | None]:
+    """``classify(samples, rate) -> digit or None`` for an edge ``Model``; ``options`` go to
+    ``predict``'s ``Recognizer`` (e.g. ``background_db``).
 
     ``predict``: what ``audiomnist-edge predict`` (and ``listen``) report for the
     audio: the runtime's segmentation, shift-averaged decision and confidence
@@ -214,7 +215,7 @@ def decider(model, decision: str = "predict") -> Callable[[np.ndarray, int], int
         return int(label) if label.isdigit() else None
 
     def predict(samples: np.ndarray, rate: int) -> int | None:
-        recognizer = Recognizer(model, rate)
+        recognizer = Recognizer(model, rate, **options)
         block = max(1, rate // 20)
         found = [d for k in range(0, len(samples), block)
                  for d in recognizer.feed(samples[k:k + block])] + recognizer.finish()
