@@ -32,7 +32,7 @@ from .stream_bench import RESULTS, load_folds, speaker_clips
 @click.command()
 @click.option("--folds", "folds_run", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A run of `audiomnist-edge evaluate RUN --folds`.")
-@click.option("--background-db", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
+@click.option("--background-db", type=click.FloatRange(0, min_open=True), default=12.0, show_default=True,
               help="The gate measured against no gate.")
 @click.option("--every", type=click.IntRange(1, None), default=4, show_default=True,
               help="Score every N-th held-out clip of each fold.")

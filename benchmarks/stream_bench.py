@@ -227,10 +227,21 @@ def condition_stream(name: str, clips: list[tuple[str, Path]], count: int, rate:
     return np.clip(x, -1, 1).astype(np.float32), truth
 
 
-def recognise(model: Model, samples: np.ndarray, rate: int, gate: GateParams,
-              min_confidence: float) -> list[Detection]:
+@dataclass(frozen=True)
+class Listening:
+    """How the benchmarked ``listen`` decides: its gate, --min-confidence and --background-db."""
+
+    gate: GateParams
+    min_confidence: float = MIN_CONFIDENCE
+    background_db: float | None = None
+
+    def recognizer(self, model: Model, rate: int) -> Recognizer:
+        return Recognizer(model, rate, self.gate, self.min_confidence, background_db=self.background_db)
+
+
+def recognise(model: Model, samples: np.ndarray, rate: int, listening: Listening) -> list[Detection]:
     """Every decision on a stream fed in 50 ms blocks, as listen --input would."""
-    recognizer = Recognizer(model, rate, gate, min_confidence)
+    recognizer = listening.recognizer(model, rate)
     block = int(rate * BLOCK_SECONDS)
     found = [d for i in range(0, len(samples), block) for d in recognizer.feed(samples[i:i + block])]
     return found + recognizer.finish()
@@ -258,10 +269,10 @@ def long_stream(kind: str, minutes: float, rate: int, seed: int) -> Iterator[np.
         t += 10
 
 
-def false_alarms(model: Model, kind: str, minutes: float, rate: int, gate: GateParams,
-                 min_confidence: float, seed: int) -> dict[str, Any]:
+def false_alarms(model: Model, kind: str, minutes: float, rate: int, listening: Listening,
+                 seed: int) -> dict[str, Any]:
     """Digits (and unknowns) reported on a long stream without speech."""
-    recognizer = Recognizer(model, rate, gate, min_confidence)
+    recognizer = listening.recognizer(model, rate)
     found: list[Detection] = []
     block = int(rate * BLOCK_SECONDS)
     for chunk in long_stream(kind, minutes, rate, seed):
@@ -296,8 +307,8 @@ def synth_words(cache: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def non_digit_speech(model: Model, words: list[tuple[str, Path]], rate: int, gate: GateParams,
-                     min_confidence: float, seed: int) -> dict[str, Any]:
+def non_digit_speech(model: Model, words: list[tuple[str, Path]], rate: int, listening: Listening,
+                     seed: int) -> dict[str, Any]:
     """Share of non-digit words reported as a digit, and false alarms per hour of such speech."""
     rng = np.random.default_rng(seed)
     parts, spans, t = [np.zeros(rate, dtype=np.float32)], [], rate
@@ -310,7 +321,7 @@ def non_digit_speech(model: Model, words: list[tuple[str, Path]], rate: int, gat
         t += len(samples) + len(gap)
     stream = np.concatenate(parts)
     stream = np.clip(stream + noise(len(stream), -60, rng), -1, 1).astype(np.float32)
-    found = recognise(model, stream, rate, gate, min_confidence)
+    found = recognise(model, stream, rate, listening)
     digits = [d for d in found if d.digit is not None]
     as_digit = sum(any(d.start < b and d.end > a for d in digits) for a, b in spans)
     return non_digit_summary(len(spans), as_digit, len(digits), len(stream) / rate,
@@ -337,15 +348,14 @@ def pooled_alarms(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "false_alarms_per_hour": round(digits / (minutes / 60), 2)}
 
 
-def alarm_streams(model: Model, noise_minutes: float, gate: GateParams, min_confidence: float,
-                  seed: int) -> dict[str, Any]:
+def alarm_streams(model: Model, noise_minutes: float, listening: Listening, seed: int) -> dict[str, Any]:
     """False alarms of one model on noise, hum and (when a synthesiser is installed) non-digit words."""
-    out = {kind: false_alarms(model, kind, noise_minutes, 8000, gate, min_confidence, seed)
+    out = {kind: false_alarms(model, kind, noise_minutes, 8000, listening, seed)
            for kind in ("noise", "hum")}
     words = synth_words(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                         / "audiomnist-edge" / "nondigit-v1")
     if words:
-        out["non-digit speech"] = non_digit_speech(model, words, 8000, gate, min_confidence, seed)
+        out["non-digit speech"] = non_digit_speech(model, words, 8000, listening, seed)
     return out
 
 
@@ -394,14 +404,14 @@ def clip_speakers(paths: list[Path]) -> list[str]:
     return sorted({path.stem.split("_")[1] for path in paths})
 
 
-def condition_scores(model: Model, clips: list[tuple[str, Path]], count: int, rate: int, gate: GateParams,
-                     min_confidence: float, seed: list[int]) -> Iterator[tuple[str, Score]]:
+def condition_scores(model: Model, clips: list[tuple[str, Path]], count: int, rate: int, listening: Listening,
+                     seed: list[int]) -> Iterator[tuple[str, Score]]:
     """(condition, score) of one stream of ``count`` digits (at most all clips) per capture condition."""
     for k, name in enumerate(CONDITIONS):
         rng = np.random.default_rng([*seed, k])
         samples, truth = condition_stream(name, clips, min(count, len(clips)), rate, rng)
         score = Score()
-        score.add(truth, recognise(model, samples, rate, gate, min_confidence))
+        score.add(truth, recognise(model, samples, rate, listening))
         yield name, score
 
 
@@ -415,8 +425,8 @@ def single_model_corpora(fsdd: Path, hd_root: Path, fsdd_takes: Callable[[int], 
                 (corpus_clips(fsdd, fsdd_takes), 8000)}
 
 
-def single_model(model: Model, fsdd: Path, hd_root: Path, digits: int, gate: GateParams,
-                 min_confidence: float, seed: int) -> dict[str, Any]:
+def single_model(model: Model, fsdd: Path, hd_root: Path, digits: int, listening: Listening,
+                 seed: int) -> dict[str, Any]:
     """Stream scores of one model: HD-EN's speakers and FSDD's official test takes."""
     streams: dict[str, Any] = {}
     for c, (corpus, (clips, rate)) in enumerate(single_model_corpora(fsdd, hd_root).items()):
@@ -424,13 +434,13 @@ def single_model(model: Model, fsdd: Path, hd_root: Path, digits: int, gate: Gat
             click.echo(f"skipping {corpus}: no clips found", err=True)
             continue
         streams[corpus] = {}
-        for name, score in condition_scores(model, clips, digits, rate, gate, min_confidence, [seed, c]):
+        for name, score in condition_scores(model, clips, digits, rate, listening, [seed, c]):
             streams[corpus][name] = score.summary()
             click.echo(f"{corpus} {name}: {streams[corpus][name]}", err=True)
     return streams
 
 
-def fold_models(folds: list[FoldModel], ds: Dataset, digits: int, gate: GateParams, min_confidence: float,
+def fold_models(folds: list[FoldModel], ds: Dataset, digits: int, listening: Listening,
                 seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Stream scores of each fold's model on its own held-out speakers: (pooled over folds, per fold)."""
     corpora = sorted({clip.corpus for clip in ds.clips})
@@ -445,7 +455,7 @@ def fold_models(folds: list[FoldModel], ds: Dataset, digits: int, gate: GatePara
             key = f"{corpus} ({rate / 1000:g} kHz), each fold's held-out speakers"
             row["stream_speakers"][key] = clip_speakers(paths)
             row["streams"][key] = {}
-            for name, score in condition_scores(fold.model, clips, digits, rate, gate, min_confidence,
+            for name, score in condition_scores(fold.model, clips, digits, rate, listening,
                                                 [seed, fold.fold, corpora.index(corpus)]):
                 row["streams"][key][name] = score.summary()
                 pooled.setdefault(key, {}).setdefault(name, Score()).merge(score)
@@ -468,27 +478,31 @@ def fold_models(folds: list[FoldModel], ds: Dataset, digits: int, gate: GatePara
 @click.option("--noise-minutes", type=click.FloatRange(0.01, None), default=60.0, show_default=True,
               help="Length of the noise and the hum streams (false alarms; with --folds: per fold model).")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=MIN_CONFIDENCE, show_default=True)
+@click.option("--background-db", type=click.FloatRange(0, min_open=True),
+              help="listen's --background-db (writes stream[-folds]-background.md/.json) [default: off].")
 @click.option("--vad", type=click.Choice(["energy", "webrtc"]), default="energy", show_default=True,
               help="Frame decision of the gate (webrtc writes stream-webrtc.md/.json).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=RESULTS,
               show_default=True)
 def main(model_path: str | None, folds_run: Path | None, fsdd: Path | None, hd_en: Path | None, digits: int,
-         noise_minutes: float, min_confidence: float, vad: str, seed: int, out: Path) -> None:
+         noise_minutes: float, min_confidence: float, background_db: float | None, vad: str, seed: int,
+         out: Path) -> None:
     """Score the listen path on seeded digit streams and long noise; write stream.md/.json."""
     if model_path and folds_run:
         raise click.UsageError("give --model or --folds, not both")
     started = time.perf_counter()
     gate = GateParams(vad=vad)
-    results: dict[str, Any] = {"gate": asdict(gate), "min_confidence": min_confidence, "seed": seed,
-                               "conditions": CONDITIONS}
+    listening = Listening(gate, min_confidence, background_db)
+    results: dict[str, Any] = {"gate": asdict(gate), "min_confidence": min_confidence, "background_db": background_db,
+                               "seed": seed, "conditions": CONDITIONS}
     if folds_run is None:
         model = Model.load(model_path)
         results["model"] = str(model.path)
         results["streams"] = single_model(model, fsdd or default_fsdd(),
                                           hd_en or REPO.parent / "shared" / "datasets" / "hd-en",
-                                          digits, gate, min_confidence, seed)
-        results["false_alarms"] = alarm_streams(model, noise_minutes, gate, min_confidence, seed)
+                                          digits, listening, seed)
+        results["false_alarms"] = alarm_streams(model, noise_minutes, listening, seed)
     else:
         try:
             folds, ds = load_folds(folds_run)
@@ -496,14 +510,15 @@ def main(model_path: str | None, folds_run: Path | None, fsdd: Path | None, hd_e
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
         results["model"] = str(folds_run)
-        results["streams"], results["folds"] = fold_models(folds, ds, digits, gate, min_confidence, seed)
+        results["streams"], results["folds"] = fold_models(folds, ds, digits, listening, seed)
         for fold, row in zip(folds, results["folds"]):
-            row["false_alarms"] = alarm_streams(fold.model, noise_minutes, gate, min_confidence, seed)
+            row["false_alarms"] = alarm_streams(fold.model, noise_minutes, listening, seed)
         results["false_alarms"] = {kind: pooled_alarms([row["false_alarms"][kind] for row in results["folds"]])
                                    for kind in results["folds"][0]["false_alarms"]}
     results["seconds"] = round(time.perf_counter() - started, 1)
     out.mkdir(parents=True, exist_ok=True)
-    name = "stream" + ("-folds" if folds_run else "") + ("" if vad == "energy" else f"-{vad}")
+    name = ("stream" + ("-folds" if folds_run else "") + ("" if vad == "energy" else f"-{vad}")
+            + ("" if background_db is None else "-background"))
     (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / f"{name}.md").write_text(report(results, digits, noise_minutes))
     click.echo(report(results, digits, noise_minutes))
@@ -516,6 +531,7 @@ def report(results: dict[str, Any], digits: int, noise_minutes: float) -> str:
     source = (f"--folds {results['model']}" if folds else "")
     lines = [f"# Stream benchmark ({vad} VAD)\n\n`python -m benchmarks.stream_bench {source}{' ' if source else ''}"
              f"--digits {digits} --noise-minutes {noise_minutes:g}" + ("" if vad == "energy" else f" --vad {vad}")
+             + ("" if results.get("background_db") is None else f" --background-db {results['background_db']:g}")
              + f"` (seed {results['seed']}, min confidence {results['min_confidence']}, "
              + (f"{len(folds)} fold models of `{Path(results['model']).name}`, each on its own held-out "
                 "speakers; scores pooled over folds, false alarms summed over the fold models"

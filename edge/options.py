@@ -41,9 +41,10 @@ def decision_options(command: Callable[..., Any]) -> Callable[..., Any]:
         default=None,
         callback=finite,
         metavar="DB",
-        help=f"Drop, undecided, an utterance whose loudest part is DB quieter than that of a digit "
-        f"reported in the last {BACKGROUND_SECONDS:g} s: background talk (a TV, people at a distance). "
-        "10 is a good start; a speaker who turns away mid-number may then lose a digit. [default: off]",
+        help=f"Drop, undecided, an utterance whose loudest part is DB quieter than the digits "
+        f"reported in the last {BACKGROUND_SECONDS:g} s (their median): background talk (a TV, people "
+        "at a distance). 12 is a good start; a speaker who turns away mid-number may then lose a digit. "
+        "[default: off]",
     )(command)
     command = click.option(
         "--unknown-at",

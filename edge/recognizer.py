@@ -86,9 +86,10 @@ class Recognizer:
         top_k: how many (label, probability) pairs each Detection keeps in ``top``.
         unknown_at: a model's ``unknown`` label is decided only with at least this
             probability, else its best digit (``model.decision_indices``).
-        background_db: an utterance whose loudest frame lies this far below that of a digit
-            reported in the last BACKGROUND_SECONDS is background talk (a TV, other people
-            at a distance) and is dropped undecided; None keeps every utterance.
+        background_db: an utterance whose loudest frame lies this far below the median level
+            of the digits reported in the last BACKGROUND_SECONDS (each digit's loudest frame)
+            is background talk (a TV, other people at a distance) and is dropped undecided;
+            None keeps every utterance.
     """
 
     def __init__(
@@ -172,7 +173,7 @@ class Recognizer:
             return False
         while self._loud and utterance.start - self._loud[0][0] > BACKGROUND_SECONDS:
             self._loud.popleft()
-        return any(utterance.peak_db < peak - self.background_db for _, peak in self._loud)
+        return bool(self._loud) and utterance.peak_db < np.median([p for _, p in self._loud]) - self.background_db
 
     def _decide(self, utterance: Utterance, arrived: float) -> Detection:
         prediction = self.model.decide(self.probabilities(utterance.samples), self.top_k, self.unknown_at)

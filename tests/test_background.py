@@ -51,6 +51,14 @@ def test_a_quieter_word_after_a_digit_is_dropped_only_with_the_gate(model) -> No
     assert decided(model, x, background_db=20) == ["2", "5"]
 
 
+def test_the_level_to_stay_near_is_the_median_of_the_recent_digits(model) -> None:
+    """One loud digit does not silence the rest. Loudest frames here: 2 at -11.5 dBFS, then 5 and 7
+    at -17.1 and -20.3, then 9 at -26.9: 15.4 dB below the loudest, 9.8 below the median."""
+    x = stream(("2", 0, 0.5), ("5", -8, 0.5), ("7", -8, 0.5), ("9", -18, 0.5))
+    assert decided(model, x, background_db=12) == ["2", "5", "7", "9"]
+    assert decided(model, x, background_db=8) == ["2", "5", "7"]
+
+
 def test_the_gate_looks_back_only_and_forgets(model) -> None:
     assert decided(model, stream(("5", -15, 0.5), ("2", 0, 1.0)), background_db=10) == ["5", "2"]
     late = stream(("2", 0, 0.5), ("5", -15, BACKGROUND_SECONDS + 1))

@@ -102,6 +102,16 @@ def test_stream_bench_folds(fold_run, tmp_path) -> None:
         assert alarms["digits"] == sum(row["false_alarms"][kind]["digits"] for row in out["folds"])
 
 
+def test_stream_bench_with_the_background_gate_writes_its_own_results(fold_run, tmp_path) -> None:
+    result = run(sys.executable, "-m", "benchmarks.stream_bench", "--folds", fold_run, "--digits", "6",
+                 "--noise-minutes", "0.05", "--background-db", "12", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "stream-folds.json").exists()
+    out = json.loads((tmp_path / "stream-folds-background.json").read_text())
+    assert out["background_db"] == 12
+    assert "--background-db 12`" in (tmp_path / "stream-folds-background.md").read_text()
+
+
 def test_rejection_gate_folds(fold_run, tmp_path) -> None:
     require(shutil.which("espeak-ng"), "espeak-ng not installed (apt-get install espeak-ng)")
     result = run(sys.executable, "-m", "benchmarks.rejection_gate", "--folds", fold_run, "--per-set", "12",
@@ -159,7 +169,7 @@ def test_background_gate_scores_both_ways_on_each_folds_own_held_out_clips(fold_
     out = json.loads((tmp_path / "background.json").read_text())
     held_out = 2 * 10 * TAKES  # one speaker per corpus in each fold
     assert out["folds"] == list(FOLDS) and out["clips"] == len(FOLDS) * held_out // 5
-    assert list(out["accuracy"]) == ["off", "--background-db 10"]
+    assert list(out["accuracy"]) == ["off", "--background-db 12"]
     for gate, accuracy in out["accuracy"].items():
         assert list(accuracy) == list(CONDITIONS) and all(0 <= a <= 1 for a in accuracy.values())
         assert out["mean"][gate] == pytest.approx(np.mean(list(accuracy.values())))

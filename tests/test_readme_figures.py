@@ -71,14 +71,24 @@ def test_readme_hd_en_pocketsphinx_figures_are_the_committed_results() -> None:
 
 
 def test_readme_background_gate_figures_are_the_committed_results() -> None:
-    """Listening's --background-db figures (CONDITION off -> on) are benchmarks/results/background.json's."""
-    results = json.loads((RESULTS / "background.json").read_text())
-    off, on = results["accuracy"].values()
-    off, on = {**off, "mean": results["mean"]["off"]}, {**on, "mean": list(results["mean"].values())[1]}
+    """Listening's --background-db figures ("CONDITION off -> on", "CORPUS CONDITION off -> on")
+    are those of background.json and of stream-folds.json against stream-folds-background.json."""
     text = " ".join(section("Listening").split())
-    start = text.index("Background talk:")
-    quoted = re.findall(r"([\w-]+) (\d\.\d{3}) -> (\d\.\d{3})", text[start:text.index("- Each utterance", start)])
-    assert {name for name, *_ in quoted} >= {"babble-20dB", "babble-10dB", "clean", "mean"}
-    for name, a, b in quoted:
+    text = text[text.index("Background talk:"):text.index("- Each utterance")]
+    clips = json.loads((RESULTS / "background.json").read_text())
+    off, on = ({**accuracy, "mean": clips["mean"][gate]} for gate, accuracy in clips["accuracy"].items())
+    quoted = re.findall(r"(?<![\w-])(?<!fsdd )(?<!hd-en )([\w-]+) (\d\.\d{3}) -> (\d\.\d{3})", text)
+    single = [(name, a, b) for name, a, b in quoted if name in off]
+    assert {name for name, *_ in single} >= {"babble-20dB", "babble-10dB", "clean", "mean"}
+    for name, a, b in single:
         assert (a, b) == (f"{off[name]:.3f}", f"{on[name]:.3f}"), name
+    streams = [json.loads((RESULTS / f"{stem}.json").read_text())["streams"]
+               for stem in ("stream-folds", "stream-folds-background")]
+    assert json.loads((RESULTS / "stream-folds-background.json").read_text())["background_db"] == 12
+    quoted_streams = re.findall(r"(fsdd|hd-en) ([\w.-]+) (\d\.\d{3}) -> (\d\.\d{3})", text)
+    assert len(quoted_streams) >= 5
+    for corpus, name, a, b in quoted_streams:
+        [key] = [k for k in streams[0] if k.startswith(corpus + " ")]
+        assert (a, b) == tuple(f"{s[key][name]['sequence_score']:.3f}" for s in streams), (corpus, name)
     assert "python -m benchmarks.background_gate --folds runs/default" in text
+    assert "--background-db 12`" in text
