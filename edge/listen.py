@@ -255,6 +255,7 @@ def listen(
       audiomnist-edge listen --list-devices
       audiomnist-edge listen --device USB --json          # first device named *USB*
       audiomnist-edge listen --sequence                   # "3 7 1 9" as one number
+      audiomnist-edge listen --background-db 12           # ignore talk 12 dB below your digits
       audiomnist-edge listen --input talk.wav             # a recording, as fast as possible
       audiomnist-edge listen --input talk.wav --realtime
       arecord -q -f S16_LE -r 16000 -c 1 -t raw | audiomnist-edge listen --input - --samplerate 16000
