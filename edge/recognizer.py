@@ -163,7 +163,7 @@ class Recognizer:
             if self._in_background(utterance):
                 continue
             detection = self._decide(utterance, arrived)
-            if detection.digit is not None:
+            if detection.digit is not None and self.background_db is not None:
                 self._loud.append((utterance.end, utterance.peak_db))
             out.append(detection)
         return out

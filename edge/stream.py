@@ -400,10 +400,19 @@ class Segmenter:
                 samples=np.concatenate([frame for frame, _ in speech[a:b]]),
                 closed_at=self.frame_index * self.frame_seconds,
                 truncated=truncated,
-                peak_db=max(db for _, db in speech[a:b]),
+                peak_db=self._peak_db(speech[a:b]),
             )
             for a, b in zip(bounds, bounds[1:])
         ]
+
+    def _peak_db(self, speech: list[tuple[np.ndarray, float]]) -> float:
+        """The loudest of these (frame, level) pairs' speech-band levels, dB re full scale (WebRTC's
+        levels are its decisions, so for it they are measured here)."""
+        if self._webrtc is None:
+            return max(db for _, db in speech)
+        frames = np.stack([frame for frame, _ in speech])
+        pairs = np.hstack([np.concatenate([frames[:1], frames[:-1]]), frames])
+        return float(band_energy_db(pairs, self.rate, self.gate.band).max())
 
     def _cut_open(self) -> list[Utterance]:
         """The words before the open utterance's last dip, once it is longer than ``split_longer``;

@@ -96,3 +96,20 @@ def test_predict_and_listen_take_the_option(tmp_path) -> None:
         assert record["sequence"] == sequence
         heard = run("listen", "--input", str(path), *gate)
         assert "".join(str(d["digit"]) for d in heard) == sequence
+
+
+def test_with_webrtc_the_level_is_measured_not_its_decision() -> None:
+    """WebRTC's frame levels are 0 dB for speech: the peak comes from the speech band instead, as with
+    the energy gate (its frames may differ a little at the word's edges, not at its loudest)."""
+    pytest.importorskip("webrtcvad")
+    from audiomnist_edge.stream import GateParams
+
+    peaks = {}
+    for vad in ("energy", "webrtc"):
+        for gain_db in (0, -15):
+            segmenter = Segmenter(RATE, GateParams(vad=vad))
+            found = segmenter.process(stream(("2", gain_db, 0.5))) + segmenter.flush()
+            peaks[vad, gain_db] = max(u.peak_db for u in found)
+    for gain_db in (0, -15):
+        assert peaks["webrtc", gain_db] == pytest.approx(peaks["energy", gain_db], abs=1.0)
+    assert peaks["webrtc", 0] - peaks["webrtc", -15] == pytest.approx(15, abs=1.0)
