@@ -26,6 +26,10 @@ Which speakers are held out depends on the mode:
     python -m benchmarks.stream_bench --folds runs/RUN      # held-out speakers of every fold
     python -m benchmarks.stream_bench                       # the packaged model, 1 h of noise and hum
     python -m benchmarks.stream_bench --noise-minutes 5 --digits 60   # a quick look
+
+``--background-db DB`` listens with that background gate (``Recognizer``'s
+``background_db``) and writes stream[-folds]-background.md/.json beside the
+results without it.
 """
 
 from __future__ import annotations
