@@ -256,15 +256,16 @@ class Segmenter:
         if n == 0:
             return []
         frames = x[: n * self.frame].reshape(n, self.frame)
-        # Each frame's energy is measured over it and the frame before (20 ms by default):
-        # long enough to hold two pitch periods, so voiced speech does not flicker.
-        before = np.concatenate([self._previous[None, :], frames[:-1]])
-        self._previous = frames[-1]
-        if self._webrtc is not None:
-            energies = self._webrtc(frames)
-        else:
-            energies = band_energy_db(np.hstack([before, frames]), self.rate, self.gate.band)
+        previous, self._previous = self._previous, frames[-1]
+        energies = self._webrtc(frames) if self._webrtc is not None else self._band_levels(frames, previous)
         return [u for frame, db in zip(frames, energies) for u in self._step(frame, float(db))]
+
+    def _band_levels(self, frames: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        """Speech-band level in dB of each of ``frames`` (shape (n, frame)), ``previous`` the frame
+        before the first. Each is measured over it and the frame before (20 ms by default): long
+        enough to hold two pitch periods, so voiced speech does not flicker."""
+        before = np.concatenate([previous[None, :], frames[:-1]])
+        return band_energy_db(np.hstack([before, frames]), self.rate, self.gate.band)
 
     def flush(self) -> list[Utterance]:
         """End of stream: close an open utterance (if long enough); drop a partial frame."""
@@ -411,8 +412,7 @@ class Segmenter:
         if self._webrtc is None:
             return max(db for _, db in speech)
         frames = np.stack([frame for frame, _ in speech])
-        pairs = np.hstack([np.concatenate([frames[:1], frames[:-1]]), frames])
-        return float(band_energy_db(pairs, self.rate, self.gate.band).max())
+        return float(self._band_levels(frames, frames[0]).max())
 
     def _cut_open(self) -> list[Utterance]:
         """The words before the open utterance's last dip, once it is longer than ``split_longer``;
