@@ -217,10 +217,13 @@ def test_capture_params_round_trip_through_json():
 
 
 def test_augment_params_round_trip_as_workers_rebuild_them():
-    aug = AugmentParams(capture=0.5, capture_rt60=(0.2, 0.4), babble_bank="/x/b.npz")
+    aug = AugmentParams(capture=0.5, capture_rt60=(0.2, 0.4), babble_bank="/x/b.npz",
+                        capture_noise_weights=(0.0, 1.0, 0.0, 3.0, 0.0))
     data = json.loads(json.dumps(aug.to_dict()))
     rebuilt = AugmentParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
     assert rebuilt == aug and rebuilt.capture_params().rt60 == (0.2, 0.4)
+    assert rebuilt.capture_params().noise_weights == (0.0, 1.0, 0.0, 3.0, 0.0)
+    assert AugmentParams().capture_params().noise_weights == CaptureParams().noise_weights
 
 
 def test_capture_off_leaves_the_augmentation_as_it_was():

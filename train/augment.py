@@ -51,6 +51,9 @@ class AugmentParams:
     capture_floor_dbfs: tuple[float, float] = (-70.0, -35.0)
     capture_floor_snr_db: float | None = 5.0
     """The floor stays this far below the speech after gain (None: no limit)."""
+    capture_noise_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 0.5)
+    """Relative odds of the capture chain's ambient noises (capture.NOISE_KINDS: white, pink,
+    brown, babble, hum)."""
     babble_bank: str = ""
     """A babble bank .npz (capture.build_babble_bank on the training clips); "" = no babble."""
     room_bank: str = ""
@@ -75,7 +78,8 @@ class AugmentParams:
         return CaptureParams(reverb=self.capture_reverb, rt60=self.capture_rt60,
                              rir_count=self.capture_rirs, snr_db=self.capture_snr_db,
                              gain_db=self.capture_gain_db, floor_dbfs=self.capture_floor_dbfs,
-                             floor_snr_db=self.capture_floor_snr_db)
+                             floor_snr_db=self.capture_floor_snr_db,
+                             noise_weights=self.capture_noise_weights)
 
 
 def prepare_capture(aug: AugmentParams, rate: int, cache_dir=None) -> AugmentParams:
