@@ -269,6 +269,10 @@ def listen(
     previous = {signum: signal.signal(signum, _raise_stopped) for signum in (signal.SIGTERM, signal.SIGHUP)}
     started = time.perf_counter()
     microphone = None
+
+    def recognizer_at(rate: int) -> Recognizer:
+        return Recognizer(model, rate, gate, min_confidence, shifts, unknown_at=unknown_at, background_db=background_db)
+
     reason = "end of input"
     try:
         if input_path is None:
@@ -283,18 +287,12 @@ def listen(
                 click.echo(
                     f"listening on {name} at {rate} Hz (model {model.params.sample_rate} Hz); Ctrl-C stops", err=True
                 )
-                recognizer = Recognizer(
-                    model, rate, gate, min_confidence, shifts, unknown_at=unknown_at, background_db=background_db
-                )
-                run(microphone.blocks(), recognizer, output, duration)
+                run(microphone.blocks(), recognizer_at(rate), output, duration)
         else:
             rate, blocks = _file_source(
                 input_path, samplerate, model.params.sample_rate, channels, pcm_format, block, realtime
             )
-            recognizer = Recognizer(
-                model, rate, gate, min_confidence, shifts, unknown_at=unknown_at, background_db=background_db
-            )
-            run(blocks, recognizer, output, duration)
+            run(blocks, recognizer_at(rate), output, duration)
     except (KeyboardInterrupt, Stopped) as exc:
         reason = "stopped by " + (str(exc) if isinstance(exc, Stopped) else "Ctrl-C")
         output.finish()

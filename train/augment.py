@@ -51,7 +51,7 @@ class AugmentParams:
     capture_floor_dbfs: tuple[float, float] = (-70.0, -35.0)
     capture_floor_snr_db: float | None = 5.0
     """The floor stays this far below the speech after gain (None: no limit)."""
-    capture_noise_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 0.5)
+    capture_noise_weights: tuple[float, ...] = CaptureParams.noise_weights
     """Relative odds of the capture chain's ambient noises (capture.NOISE_KINDS: white, pink,
     brown, babble, hum)."""
     babble_bank: str = ""
