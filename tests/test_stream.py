@@ -256,6 +256,8 @@ def test_gate_params_are_checked():
         GateParams(min_duration=2, max_duration=1)
     with pytest.raises(ValueError):
         GateParams(split_db=0)
+    with pytest.raises(ValueError):
+        GateParams(release_db=-3)
 
 
 def test_sequence_grouper_splits_on_long_pauses():
@@ -311,6 +313,23 @@ def test_a_quiet_closure_inside_a_word_does_not_end_it():
     x = signal(bursts, 3.0) - signal([], 3.0)
     assert [round(u.start, 2) for u in segment(x, 512)] == [round(1.0 - GateParams().pre_roll, 2)]
     assert len(segment(x, 512, gate=GateParams(peak_drop_db=30))) == 2
+
+
+def test_the_release_of_a_stop_after_a_long_closure_is_no_word_of_its_own():
+    # A slow, clean "eight": vowel, then silence for longer than the hang-over (0.15 s), then the
+    # burst of its "t" 26 dB below the vowel (HD-EN's 8_hd01_23 ends so, and was heard as "8 6").
+    vowel, burst = (1.0, 0.3, -22), (1.45, 0.12, -48)
+    x = signal([(0.2, 0.1, -62), vowel, burst], 3.0) - signal([], 3.0)
+    assert [round(u.start, 2) for u in segment(x, 512)] == [round(1.0 - GateParams().pre_roll, 2)]
+    assert len(segment(x, 512, gate=GateParams(release_db=None))) == 2
+    # a word at a natural pace is kept: not so far below the word before, or not so soon after it
+    level = signal([(0.2, 0.1, -62), vowel, (1.45, 0.12, -34)], 3.0) - signal([], 3.0)
+    late = signal([(0.2, 0.1, -62), vowel, (1.7, 0.12, -48)], 3.0) - signal([], 3.0)
+    assert len(segment(level, 512)) == 2 and len(segment(late, 512)) == 2
+    # a second release right after the first is dropped too; the next word is measured as usual
+    twice = signal([(0.2, 0.1, -62), vowel, burst, (1.75, 0.1, -48), (2.4, 0.3, -24)], 3.5)
+    twice -= signal([], 3.5)
+    assert [round(u.start, 2) for u in segment(twice, 512)] == [round(t - GateParams().pre_roll, 2) for t in (1.0, 2.4)]
 
 
 def test_webrtc_vad_finds_the_bursts_block_size_invariantly():
