@@ -34,7 +34,8 @@ class GateParams:
     ``max(floor + start_db, min_start_db)`` and ends when no frame exceeded
     ``max(floor + stop_db, min_start_db - (start_db - stop_db), peak - peak_drop_db)``
     for ``hangover`` seconds (``peak``: the utterance's loudest frame). An utterance longer
-    than ``split_longer`` is cut into words at its dips (``valley_cuts``) as soon as they show.
+    than ``split_longer`` is cut into words at its dips (``valley_cuts``) as soon as they show;
+    a faint sound right after a word is dropped as that word's release (``release_db``).
     """
 
     frame: float = 0.010
