@@ -89,9 +89,8 @@ class GateParams:
     release, dropped: the burst of a slow "eight" or the "ks" of "six" after a stop closure longer
     than the hang-over, which was decided as a digit of its own. None never drops."""
     release_gap: float = 0.25
-    """How soon after the previous word's last loud frame such a release starts (the fragments
-    cut off in the stream benchmark began 0.13-0.24 s after it; digits at a natural pace in
-    the same streams began from 0.13 s on, none more than 18.3 dB below the word before)."""
+    """How soon after the previous word's last loud frame such a release starts; a digit said that
+    soon after another is kept unless it is ``release_db`` quieter (README, Listening, measures both)."""
     drop_long: bool = True
     """Drop sound longer than max_duration (no digit lasts that long: a fan switching on,
     a sentence) instead of reporting its first max_duration as a truncated utterance."""
