@@ -316,8 +316,8 @@ def test_a_quiet_closure_inside_a_word_does_not_end_it():
 
 
 def test_the_release_of_a_stop_after_a_long_closure_is_no_word_of_its_own():
-    # A slow, clean "eight": vowel, then silence for longer than the hang-over (0.15 s), then the
-    # burst of its "t" 26 dB below the vowel (HD-EN's 8_hd01_23 ends so, and was heard as "8 6").
+    # A slow, clean "eight": vowel, then 0.15 s of silence (longer than the 0.12 s hang-over), then
+    # the burst of its "t" 26 dB below the vowel (HD-EN's 8_hd01_23 ends so, and was heard as "8 6").
     vowel, burst = (1.0, 0.3, -22), (1.45, 0.12, -48)
     x = signal([(0.2, 0.1, -62), vowel, burst], 3.0) - signal([], 3.0)
     assert [round(u.start, 2) for u in segment(x, 512)] == [round(1.0 - GateParams().pre_roll, 2)]
