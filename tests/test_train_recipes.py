@@ -312,6 +312,7 @@ def test_seed_features_and_dscnn(tiny_corpus, cache_dir, tmp_path) -> None:
     ("cnn", {}, {"Conv2D", "AveragePooling2D"}, {"DepthwiseConv2D", "Softmax"}),
     ("cnn", {"pooling": "attention"}, {"Conv2D", "Softmax", "Dot", "GlobalMaxPooling1D"}, {"DepthwiseConv2D"}),
     ("dscnn", {}, {"Conv2D", "DepthwiseConv2D"}, set()),
+    ("tcresnet", {}, {"Conv2D", "Add"}, {"DepthwiseConv2D", "Softmax"}),
 ])
 def test_every_arch_builds_and_converts_to_full_integer(fsdd, arch, kwargs, must_have, must_not) -> None:
     import tiny_models

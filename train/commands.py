@@ -10,6 +10,7 @@ import click
 
 from ..errors import EdgeError, require_extra
 from ..options import finite, parse_warps
+from .models import ARCHS
 
 SPLIT = click.Choice(["random", "speaker", "official"])
 
@@ -45,7 +46,7 @@ def _echo(message: str) -> None:
 @click.option("--data", required=True, multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Corpus folder: FSDD layout (recordings/) or AudioMNIST (data/NN/), detected "
                    "automatically. Repeat to train on several corpora at once (rates may differ).")
-@click.option("--arch", type=click.Choice(["ann", "cnn", "dscnn"]), default="cnn", show_default=True)
+@click.option("--arch", type=click.Choice(ARCHS), default="cnn", show_default=True)
 @click.option("--split", "split_name", type=SPLIT, default="official", show_default=True,
               help="random: stratified 75/25; speaker: speaker-independent fold (--fold); "
                    "official: FSDD takes 0-4 as test.")
@@ -84,7 +85,7 @@ def _echo(message: str) -> None:
 @click.option("--patience", type=click.IntRange(0), default=0,
               help="Early stopping patience in epochs (0 = off).")
 @click.option("--width", type=click.IntRange(1, 1024), default=None,
-              help="Convolution width of cnn/dscnn (cnn default 32: 16-32-64 filters).")
+              help="Convolution width of cnn/dscnn/tcresnet (cnn default 32: 16-32-64 filters; tcresnet 16: 24-32-48).")
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               show_default=True, callback=finite)
 @click.option("--spec-masks", type=click.IntRange(0, 10), default=0, show_default=True,

@@ -5,7 +5,7 @@ and starts with a ``Normalization`` layer holding the global per-coefficient
 mean and variance fitted on the training split, so the device feeds the
 runtime's matrix unchanged. Layers used: Normalization (a subtract and a
 multiply), Reshape, Flatten, Conv2D, DepthwiseConv2D, BatchNormalization
-(folded into the convolutions on conversion), ReLU, pooling, Dense, Dropout
+(folded into the convolutions on conversion), ReLU, Add, pooling, Dense, Dropout
 (training only) and Softmax.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-ARCHS = ("ann", "cnn", "dscnn")
+ARCHS = ("ann", "cnn", "dscnn", "tcresnet")
 
 
 def _normalization(x_train: np.ndarray):
@@ -103,8 +103,41 @@ def build_dscnn(input_shape, x_train, width=64, blocks=4, dropout=0.3, n_classes
     return keras.Model(inputs, outputs, name="dscnn")
 
 
+def _temporal_block(x, filters, kernel, stride):
+    """A residual block of two (kernel x 1) convolutions over time; a 1 x 1 projection when shapes change."""
+    import keras
+
+    y = keras.layers.Conv2D(filters, (kernel, 1), strides=(stride, 1), padding="same", use_bias=False)(x)
+    y = keras.layers.ReLU()(keras.layers.BatchNormalization()(y))
+    y = keras.layers.Conv2D(filters, (kernel, 1), padding="same", use_bias=False)(y)
+    y = keras.layers.BatchNormalization()(y)
+    if stride != 1 or x.shape[-1] != filters:
+        x = _conv_bn(x, filters, (1, 1), strides=(stride, 1))
+    return keras.layers.ReLU()(keras.layers.Add()([x, y]))
+
+
+def build_tcresnet(input_shape, x_train, width=16, dropout=0.3, n_classes=10):
+    """Temporal-convolution ResNet in the style of TC-ResNet8 (Choi et al. 2019): the coefficients are the
+    channels of a 1-D signal over time, 3 residual blocks of width 1.5, 2 and 3 x ``width``, each halving
+    time, then the time average and a softmax."""
+    import keras
+
+    frames, coefficients = input_shape
+    inputs = keras.Input(shape=input_shape, name="mfcc")
+    x = _normalization(x_train)(inputs)
+    x = keras.layers.Reshape((frames, 1, coefficients))(x)
+    x = _conv_bn(x, width, (3, 1))
+    for factor in (1.5, 2, 3):
+        x = _temporal_block(x, int(width * factor), 9, 2)
+    x = keras.layers.AveragePooling2D((x.shape[1], 1))(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="digit")(x)
+    return keras.Model(inputs, outputs, name="tcresnet")
+
+
 def build(arch: str, input_shape, x_train, **kwargs):
-    builders = {"ann": build_ann, "cnn": build_cnn, "dscnn": build_dscnn}
+    builders = {"ann": build_ann, "cnn": build_cnn, "dscnn": build_dscnn, "tcresnet": build_tcresnet}
     if arch not in builders:
         raise ValueError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
     return builders[arch](tuple(input_shape), x_train, **kwargs)
