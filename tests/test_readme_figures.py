@@ -92,3 +92,34 @@ def test_readme_background_gate_figures_are_the_committed_results() -> None:
         assert (a, b) == tuple(f"{s[key][name]['sequence_score']:.3f}" for s in streams), (corpus, name)
     assert "python -m benchmarks.background_gate --folds runs/default" in text
     assert "--background-db 12`" in text
+
+
+def test_where_it_stands_quotes_the_committed_results() -> None:
+    """The summary table's stream, rejection, PocketSphinx, speed and official figures are the committed results'."""
+    from audiomnist_edge.model import DEFAULT_MODEL, Model
+
+    text = section("Where it stands")
+    results = {stem: json.loads((RESULTS / f"{stem}.json").read_text())
+               for stem in ("stream-folds", "conditions", "bench")}
+    streams = results["stream-folds"]["streams"]
+    [fsdd] = [v for k, v in streams.items() if k.startswith("fsdd ")]
+    [hd_en] = [v for k, v in streams.items() if k.startswith("hd-en ")]
+    assert f"| {fsdd['clean']['sequence_score']:.3f}; {hd_en['clean']['sequence_score']:.3f} |" in text
+    lowest = min(c["sequence_score"] for corpus in streams.values() for c in corpus.values())
+    assert lowest == fsdd["quiet-20dB"]["sequence_score"] and f"| {lowest:.3f} |" in text
+    alarms = results["stream-folds"]["false_alarms"]
+    assert alarms["noise"]["digits"] == alarms["hum"]["digits"] == 0
+    assert alarms["noise"]["minutes"] == alarms["hum"]["minutes"] == 240
+    assert f"| {100 * alarms['non-digit speech']['reported_as_digit']:.1f}% |" in text
+    pooled = results["conditions"]["pooled"]
+    ours, sphinx = pooled["accuracy"]["ours"], pooled["accuracy"]["pocketsphinx"]
+    assert pooled["n"] == 300
+    assert (f"| {ours['clean']:.3f} vs {sphinx['clean']:.3f}; "
+            f"{pooled['mean']['ours']:.3f} vs {pooled['mean']['pocketsphinx']:.3f} |") in text
+    bench = results["bench"]
+    assert f"| {bench['stages']['end_to_end']['p50']:.2f} ms |" in text
+    cold, rss = bench["process"]["cold_start_ms"], bench["process"]["peak_rss_mb"]
+    assert (f"| {cold['edge']['median']:.0f} vs {cold['tensorflow_lite']['median']:,.0f} ms; "
+            f"{rss['edge']['median']:.0f} vs {rss['tensorflow_lite']['median']:.0f} MB |") in text
+    verification = Model.load(DEFAULT_MODEL).metadata["verification"]
+    assert f"| {verification['tflite_accuracy']:.3f} |" in text
