@@ -81,8 +81,18 @@ class FeatureParams:
     cmvn: bool = True
     """Normalise each coefficient to zero mean and unit variance over the clip's
     speech frames; the frames outside the speech are zero."""
+    raw_mean: tuple[float, ...] | None = None
+    """With raw_std: the input gains n_mfcc more columns, the MFCCs before per-clip
+    normalisation standardised by these fixed per-coefficient constants, so a model
+    sees the level and colour of the speech beside its shape. None (the default)
+    leaves them out."""
+    raw_std: tuple[float, ...] | None = None
+    """Per-coefficient scale of the raw columns (see raw_mean), each positive."""
 
     def __post_init__(self) -> None:
+        for name in _OPTIONAL_FIELDS:  # JSON gives lists; keep tuples so the object stays hashable
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         problems = self._type_problems()
         if problems:
             raise ConfigError("; ".join(problems))
@@ -110,6 +120,13 @@ class FeatureParams:
             problems.append(f"need n_fft <= {MAX_N_FFT} and n_mels <= {MAX_N_MELS}")
         if self.n_frames > MAX_FRAMES:
             problems.append(f"more than {MAX_FRAMES} frames per clip (hop_length too small)")
+        if (self.raw_mean is None) != (self.raw_std is None):
+            problems.append("raw_mean and raw_std go together")
+        elif self.raw_mean is not None and self.raw_std is not None:
+            if not len(self.raw_mean) == len(self.raw_std) == self.n_mfcc:
+                problems.append(f"raw_mean and raw_std need n_mfcc ({self.n_mfcc}) values each")
+            if any(v <= 0 for v in self.raw_std):
+                problems.append("raw_std values must be positive")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -119,6 +136,13 @@ class FeatureParams:
         for field in dataclasses.fields(self):
             value, kinds = getattr(self, field.name), _FIELD_TYPES[field.name]
             if value is None and None in kinds:
+                continue
+            if kinds[0] is tuple:
+                ok = isinstance(value, tuple) and all(
+                    isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in value
+                )
+                if not ok:
+                    problems.append(f"{field.name} must be a list of finite numbers or null, not {value!r}")
                 continue
             if kinds[0] is bool:
                 ok = isinstance(value, bool)
@@ -149,11 +173,13 @@ class FeatureParams:
 
     @property
     def input_shape(self) -> tuple[int, int]:
-        """Shape of the model's feature matrix: (n_frames, n_mfcc)."""
-        return (self.n_frames, self.n_mfcc)
+        """Shape of the model's feature matrix: (n_frames, n_mfcc), or (n_frames, 2 * n_mfcc) with raw columns."""
+        return (self.n_frames, self.n_mfcc * (1 if self.raw_mean is None else 2))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as a dict; optional fields left at None are omitted, so adding one keeps old hashes."""
+        data = dataclasses.asdict(self)
+        return {k: v for k, v in data.items() if not (k in _OPTIONAL_FIELDS and v is None)}
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, no spaces): the input of the hash."""
@@ -240,4 +266,8 @@ _FIELD_TYPES: dict[str, tuple] = {
     "lifter": (float,),
     "trim_db": (float, None),
     "cmvn": (bool,),
+    "raw_mean": (tuple, None),
+    "raw_std": (tuple, None),
 }
+_OPTIONAL_FIELDS = ("raw_mean", "raw_std")
+"""Fields added after models were shipped: absent from to_dict (and the hash) while None."""

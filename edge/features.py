@@ -209,12 +209,15 @@ def clip_features(samples: np.ndarray, params: FeatureParams, warp: float = 1.0)
     """The model's input for one utterance, shape params.input_shape.
 
     Trim silence, keep at most one clip of speech (the middle), compute MFCCs of
-    the speech alone, normalise them per clip (params.cmvn), and centre them in
-    the clip's frame grid with zeros around.
+    the speech alone, normalise them per clip (params.cmvn), append the raw
+    MFCCs standardised by params.raw_mean and raw_std when set, and centre them
+    in the clip's frame grid with zeros around.
     """
     start, end = speech_bounds(samples, params)
     speech = centre_crop(np.asarray(samples[start:end], dtype=np.float32), params.clip_samples)
-    coefficients = mfcc(speech, params, warp)
-    if params.cmvn:
-        coefficients = cmvn(coefficients)
+    raw = mfcc(speech, params, warp)
+    coefficients = cmvn(raw) if params.cmvn else raw
+    if params.raw_mean is not None and params.raw_std is not None:
+        standardised = (raw - np.asarray(params.raw_mean, np.float32)) / np.asarray(params.raw_std, np.float32)
+        coefficients = np.concatenate([coefficients, standardised], axis=1)
     return place_centred(coefficients, params.n_frames)

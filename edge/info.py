@@ -50,7 +50,8 @@ def info_lines(info: dict[str, Any]) -> list[str]:
         f"backend    {info['backend']['name']} {info['backend']['version']}",
         f"labels     {' '.join(info['labels'])}",
         f"features   {params['sample_rate']} Hz, {params['clip_seconds']} s, "
-        f"{params['n_mfcc']} MFCC x {info['input_shape'][0]} frames "
+        f"{params['n_mfcc']} MFCC{' (+ as many raw)' if params.get('raw_mean') else ''} "
+        f"x {info['input_shape'][0]} frames "
         f"(n_fft {params['n_fft']}, hop {params['hop_length']}, {params['n_mels']} mels), "
         f"hash {info['features_hash']}",
         f"decided    over mel warps {', '.join(f'{w:g}' for w in info['warps'])}"

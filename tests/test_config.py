@@ -43,7 +43,7 @@ ALTERNATIVES = {
 
 def test_alternatives_cover_every_tunable_field() -> None:
     fields = {f.name for f in dataclasses.fields(FeatureParams)}
-    assert fields - set(ALTERNATIVES) == {"pad_mode", "dct_type"}
+    assert fields - set(ALTERNATIVES) == {"pad_mode", "dct_type", "raw_mean", "raw_std"}
 
 
 @pytest.mark.parametrize("field,value", sorted(ALTERNATIVES.items()))
@@ -51,6 +51,32 @@ def test_every_field_changes_the_hash(field: str, value) -> None:
     base = FeatureParams()
     assert getattr(base, field) != value
     assert dataclasses.replace(base, **{field: value}).stable_hash() != base.stable_hash()
+
+
+RAW = {"raw_mean": [-240.0] + [0.0] * 19, "raw_std": [70.0] + [5.0] * 19}
+
+
+def test_raw_columns_are_a_field_pair_that_changes_shape_and_hash() -> None:
+    """raw_mean and raw_std: absent from the JSON while None, tuples after a JSON round trip."""
+    base = FeatureParams()
+    assert "raw_mean" not in base.to_json()
+    dual = FeatureParams(**RAW)
+    assert dual.input_shape == (101, 40) and dual.stable_hash() != base.stable_hash()
+    again = FeatureParams.from_json(dual.to_json())
+    assert again == dual and isinstance(again.raw_std, tuple) and hash(again) == hash(dual)
+    assert dataclasses.replace(dual, raw_std=(71.0,) + dual.raw_std[1:]).stable_hash() != dual.stable_hash()
+
+
+@pytest.mark.parametrize("changes,problem", [
+    ({"raw_mean": RAW["raw_mean"]}, "go together"),
+    ({**RAW, "n_mfcc": 13}, "n_mfcc"),
+    ({**RAW, "raw_std": [0.0] * 20}, "positive"),
+    ({**RAW, "raw_mean": ["a"] * 20}, "finite numbers"),
+    ({**RAW, "raw_mean": 3.0}, "finite numbers"),
+])
+def test_bad_raw_columns_are_refused(changes: dict, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        FeatureParams(**changes)
 
 
 def test_derived_shapes() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from audiomnist_edge.config import FeatureParams
-from audiomnist_edge.features import clip_features, mel_filterbank, speech_bounds, warp_frequencies
+from audiomnist_edge.features import clip_features, mel_filterbank, mfcc, speech_bounds, warp_frequencies
 from signals import noise, tone
 
 PARAMS = FeatureParams()
@@ -48,6 +48,23 @@ def test_speech_frames_are_normalised_and_padding_is_zero() -> None:
     assert 35 <= speech.sum() <= 45 and not speech[:25].any() and not speech[-25:].any()
     np.testing.assert_allclose(x[speech].mean(axis=0), 0, atol=1e-4)
     np.testing.assert_allclose(x[speech].std(axis=0), 1, atol=1e-3)
+
+
+def test_raw_columns_follow_the_normalised_ones_and_keep_the_level() -> None:
+    """With raw_mean/raw_std the first n_mfcc columns are unchanged and the rest are the
+    speech frames' MFCCs standardised by the constants: they move with gain, CMVN does not."""
+    burst = noise(0.3, 8000, seed=6) * np.hanning(2400).astype(np.float32)
+    dual = FeatureParams(raw_mean=(-240.0,) + (0.0,) * 19, raw_std=(70.0,) + (5.0,) * 19)
+    loud, quiet = clip_features(burst, dual), clip_features(0.1 * burst, dual)
+    assert loud.shape == (101, 40)
+    np.testing.assert_array_equal(loud[:, :20], clip_features(burst, PARAMS))
+    start, end = speech_bounds(burst, dual)
+    raw = (mfcc(burst[start:end], dual) - np.asarray(dual.raw_mean)) / np.asarray(dual.raw_std)
+    speech = np.any(loud != 0, axis=1)
+    np.testing.assert_allclose(loud[speech, 20:], raw, rtol=1e-5, atol=1e-5)
+    # 20 dB quieter: c0 falls by 20 x sqrt(n_mels) = 126 (ortho DCT), 1.8 of its raw_std here
+    assert np.mean(loud[speech, 20] - quiet[speech, 20]) > 1.0
+    np.testing.assert_allclose(loud[:, :20], quiet[:, :20], atol=0.1)
 
 
 @pytest.mark.parametrize("samples", [np.zeros(8000, np.float32), np.zeros(1, np.float32),

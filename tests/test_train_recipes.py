@@ -307,6 +307,28 @@ def test_seed_features_and_dscnn(tiny_corpus, cache_dir, tmp_path) -> None:
     assert "DepthwiseConv2D" in layers
 
 
+def test_raw_columns_train_convert_and_run_on_the_device_path(tiny_corpus, cache_dir, tmp_path) -> None:
+    """A features.json with raw_mean/raw_std: a (101, 40) model, converted to int8, that the
+    runtime loads (its features hash matches) and uses on a file; info names the raw columns."""
+    features = tmp_path / "features.json"
+    features.write_text(FeatureParams(raw_mean=(-230.0,) + (0.0,) * 19, raw_std=(60.0,) + (8.0,) * 19).to_json())
+    out = tmp_path / "dual"
+    result = cli("train", "--data", tiny_corpus, "--split", "speaker", "--fold", "0", "--features", features,
+                 *TINY, "--cache-dir", cache_dir, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "run.json").read_text())["input_shape"] == [101, 40]
+    model = tmp_path / "dual.tflite"
+    result = cli("convert", out, "--out", model)
+    assert result.returncode == 0, result.stderr
+    clip = sorted((tiny_corpus / "recordings").glob("3_*.wav"))[0]
+    result = cli("predict", "--model", model, "--json", clip)
+    assert result.returncode == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert decision["file"] == str(clip) and "digit" in decision
+    result = cli("info", "--model", model)
+    assert result.returncode == 0 and "20 MFCC (+ as many raw) x 101 frames" in result.stdout
+
+
 @pytest.mark.parametrize("arch, kwargs, must_have, must_not", [
     ("ann", {}, {"Dense"}, {"Conv2D", "DepthwiseConv2D"}),
     ("cnn", {}, {"Conv2D", "AveragePooling2D"}, {"DepthwiseConv2D", "Softmax"}),

@@ -24,6 +24,14 @@ def test_settings_reach_recipe_augmentation_and_features() -> None:
     assert apply_settings(Recipe(), FeatureParams(), []) == (Recipe(), FeatureParams())
 
 
+def test_raw_columns_are_set_as_json_lists() -> None:
+    mean, std = [-200.0] + [0.0] * 19, [50.0] + [5] * 19
+    _, params = apply_settings(Recipe(), FeatureParams(), [f"features.raw_mean={mean}", f"features.raw_std={std}"])
+    assert params.raw_mean == tuple(mean) and params.raw_std == tuple(std) and params.input_shape == (101, 40)
+    with pytest.raises(EdgeError, match="go together"):
+        apply_settings(Recipe(), FeatureParams(), [f"features.raw_mean={mean}"])
+
+
 def test_the_split_keeps_its_seed_when_only_the_training_seed_changes() -> None:
     assert Recipe().splitting_seed == 0 and Recipe(seed=2).splitting_seed == 2
     assert Recipe(seed=2, split_seed=0).splitting_seed == 0

@@ -57,7 +57,7 @@ def _coerce(name: str, field: dataclasses.Field, old: Any, new: Any) -> Any:
     elif isinstance(old, str):
         ok = isinstance(new, str)
     else:  # None, list or dict: what the field's annotation allows
-        kinds = {"int": int, "float": (int, float), "str": str, "list": list, "dict": dict}
+        kinds = {"int": int, "float": (int, float), "str": str, "list": list, "tuple": list, "dict": dict}
         allowed = tuple(t for name, t in kinds.items() if name in str(field.type))
         ok = isinstance(new, allowed) and not isinstance(new, bool)
     if not ok:

@@ -1,0 +1,64 @@
+"""Constants for the raw MFCC columns (FeatureParams.raw_mean and raw_std).
+
+A model with raw columns sees the MFCCs before per-clip normalisation beside the
+normalised ones. An int8 model quantizes its whole input with one scale, and the
+raw c0 (mean about -240, spread about 70) would crush every other column, so the
+raw columns are standardised by fixed per-coefficient constants first. This
+measures them on the speech frames of a set of corpus folders. Measure them on
+clips every fold trains on (the synthetic speakers) and no held-out speaker
+informs the input scale.
+
+    python -m audiomnist_edge.train.raw_stats --data DIR [--data DIR ...] [--max-clips N]
+
+prints the two ``--set features.raw_mean=[...]`` and ``--set features.raw_std=[...]``
+arguments of ``evaluate --folds`` (or the same keys for features.json).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..config import FeatureParams
+from ..errors import EdgeError
+from ..features import centre_crop, mfcc, speech_bounds
+from .cache import load_samples
+from .datasets import load_many
+
+
+def raw_mfcc_stats(paths: list[Path], params: FeatureParams) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and standard deviation per coefficient (n_mfcc each, rounded to 0.1) of the
+    MFCCs of the clips' trimmed speech, the frames ``clip_features`` normalises, pooled."""
+    frames = []
+    for path in paths:
+        samples = load_samples(path, params.sample_rate)
+        start, end = speech_bounds(samples, params)
+        frames.append(mfcc(centre_crop(samples[start:end], params.clip_samples), params))
+    pooled = np.concatenate(frames)
+    return (tuple(round(float(v), 1) for v in pooled.mean(axis=0)),
+            tuple(round(max(float(v), 0.1), 1) for v in pooled.std(axis=0)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", action="append", required=True, help="a corpus folder (repeatable)")
+    parser.add_argument("--max-clips", type=int, default=1000, help="clips drawn at random (seed 0)")
+    parser.add_argument("--features", help="features.json of the run to measure for (default: the defaults)")
+    args = parser.parse_args(argv)
+    try:
+        params = FeatureParams.from_json(Path(args.features).read_text()) if args.features else FeatureParams()
+        clips = load_many(args.data, synthetic=True).clips
+        chosen = np.random.default_rng(0).permutation(len(clips))[: args.max_clips]
+        mean, std = raw_mfcc_stats([clips[i].path for i in sorted(chosen)], params)
+    except (EdgeError, OSError) as exc:
+        sys.exit(f"error: {exc}")
+    print(f"--set 'features.raw_mean={json.dumps(list(mean))}' --set 'features.raw_std={json.dumps(list(std))}'")
+
+
+if __name__ == "__main__":
+    main()
