@@ -16,8 +16,8 @@ def test_json_round_trip_and_stable_hash() -> None:
     assert FeatureParams().stable_hash() == FeatureParams().stable_hash()
 
 
-# The default configuration spelled out, its canonical JSON and hash as of 2026-11 (the packaged
-# model's features_hash). Every shipped model carries this hash: if a change of JSON or hashing
+# A shipped configuration spelled out (the default of early 2026-11, before the top_db clamp), its
+# canonical JSON and hash. Every shipped model carries its hash: if a change of JSON or hashing
 # moves it, each model in the field is refused by the new runtime. Change these only with a plan.
 PINNED_JSON = ('{"center":true,"clip_seconds":1.0,"cmvn":true,"db_amin":1e-08,"db_ref":1.0,'
                '"dct_norm":"ortho","dct_type":2,"fmax":4000.0,"fmin":20.0,"hop_length":80,"lifter":0.0,'
@@ -30,6 +30,8 @@ def test_hash_is_pinned_to_a_committed_value() -> None:
     params = FeatureParams.from_json(PINNED_JSON)
     assert params.to_json() == PINNED_JSON
     assert params.stable_hash() == PINNED_HASH
+    # today's defaults: the packaged model's features_hash (fields added later, such as raw_mean, left unset)
+    assert FeatureParams().stable_hash() == "cd5900a2ea0f7523"
 
 
 # A valid alternative for every field that has one (pad_mode and dct_type have a single option).
