@@ -7,7 +7,9 @@ import numpy as np
 from audiomnist_edge.config import FeatureParams
 from audiomnist_edge.features import clip_features
 from audiomnist_edge.train.cache import load_samples
+from audiomnist_edge.train.fit import Recipe
 from audiomnist_edge.train.raw_stats import main, raw_mfcc_stats
+from audiomnist_edge.train.variant import apply_settings
 
 
 def test_constants_standardise_the_raw_columns_of_the_clips_they_come_from(fsdd_test_clips) -> None:
@@ -27,5 +29,7 @@ def test_constants_standardise_the_raw_columns_of_the_clips_they_come_from(fsdd_
 
 def test_command_prints_the_settings_of_evaluate(fsdd, capsys) -> None:
     main(["--data", str(fsdd), "--max-clips", "20"])
-    out = capsys.readouterr().out
-    assert out.startswith("--set 'features.raw_mean=[") and "--set 'features.raw_std=[" in out
+    words = capsys.readouterr().out.split()
+    assert words[0] == words[2] == "--set" and len(words) == 4
+    _, params = apply_settings(Recipe(), FeatureParams(), [words[1], words[3]])
+    assert params.input_shape == (101, 40) and -300 < params.raw_mean[0] < -150

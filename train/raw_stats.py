@@ -10,8 +10,10 @@ informs the input scale.
 
     python -m audiomnist_edge.train.raw_stats --data DIR [--data DIR ...] [--max-clips N]
 
-prints the two ``--set features.raw_mean=[...]`` and ``--set features.raw_std=[...]``
-arguments of ``evaluate --folds`` (or the same keys for features.json).
+prints the ``--set features.raw_mean=[...] --set features.raw_std=[...]`` arguments
+of ``evaluate --folds`` (the same keys go into a features.json for ``train``), so
+
+    audiomnist-edge evaluate runs/default --folds $(python -m audiomnist_edge.train.raw_stats ...) --out runs/raw
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         mean, std = raw_mfcc_stats([clips[i].path for i in sorted(chosen)], params)
     except (EdgeError, OSError) as exc:
         sys.exit(f"error: {exc}")
-    print(f"--set 'features.raw_mean={json.dumps(list(mean))}' --set 'features.raw_std={json.dumps(list(std))}'")
+    compact = {"separators": (",", ":")}  # no spaces: the line splits into four arguments in $(...)
+    print(f"--set features.raw_mean={json.dumps(list(mean), **compact)} "
+          f"--set features.raw_std={json.dumps(list(std), **compact)}")
 
 
 if __name__ == "__main__":
