@@ -205,6 +205,13 @@ def test_folds_with_conditions_score_each_fold_model(synth_run, cache_dir, tmp_p
             {d: t["accuracy"] for d, t in before["conditions"].items()}
     assert (rescored["mean"], rescored["conditions"]) == (folds["mean"], folds["conditions"])
     assert rescored["warps"] == folds["warps"] == [1.0]  # --augment 0: no warped copies, one view
+    # condition tables added to a folds.json that had none, from the saved fold model, without training
+    stripped = {**{k: v for k, v in folds.items() if k != "conditions"},
+                "folds": [{k: v for k, v in r.items() if k != "conditions"} for r in folds["folds"]]}
+    (run / "folds.json").write_text(json.dumps(stripped))
+    added = cli("evaluate", run, "--folds", "--rescore", "--conditions", "--json", "--cache-dir", cache_dir)
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["conditions"] == folds["conditions"]
     # over two mel warps: the fold file names them, and its figures are what Model.classify decides
     warped = cli("evaluate", run, "--folds", "--rescore", "--warps", "0.9,1", "--json", "--cache-dir", cache_dir)
     assert warped.returncode == 0, warped.stderr

@@ -166,7 +166,8 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
                    "RUN stays as it is.")
 @click.option("--conditions", "capture_conditions", is_flag=True,
               help="Score the run's int8 model (device runtime) on its held-out clips under "
-                   "every capture condition (noise, rooms, hum, telephone, ...).")
+                   "every capture condition (noise, rooms, hum, telephone, ...); with --folds, each "
+                   "fold model (with --rescore: the saved ones, without training).")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="With --conditions: the .tflite to score (default RUN/model-int8.tflite).")
 @click.option("--decision", type=click.Choice(["clip", "predict"]), default="clip", show_default=True,
@@ -197,6 +198,7 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, rescore, war
       audiomnist-edge evaluate runs/cnn-official-X --conditions
       audiomnist-edge evaluate runs/cnn-official-X --folds --conditions
       audiomnist-edge evaluate runs/cnn-official-X --folds --rescore
+      audiomnist-edge evaluate runs/cnn-official-X --folds --rescore --conditions
       audiomnist-edge evaluate runs/cnn-official-X --folds --only 0 \\
           --set label_smoothing=0.1 --set augment.edge_cut=0.15 --out runs/variation
     """
@@ -237,7 +239,8 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, rescore, war
                 raise EdgeError(f"{run_dir}: no folds.json to rescore; run `evaluate {run_dir} --folds` first")
             from .evaluate import rescore_folds
 
-            result = rescore_folds(run_dir, cache_dir, progress=not as_json, warps=warps)
+            result = rescore_folds(run_dir, cache_dir, progress=not as_json, warps=warps,
+                                   conditions=capture_conditions)
         else:
             result = folds(run_dir, data or info["data"], only=only_folds, cache_dir=cache_dir,
                            progress=not as_json, echo=_echo, conditions=capture_conditions)

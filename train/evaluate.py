@@ -367,14 +367,15 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
     return result
 
 
-def rescore_folds(run_dir: str | Path, cache_dir=None, progress: bool = True, warps=None) -> dict:
+def rescore_folds(run_dir: str | Path, cache_dir=None, progress: bool = True, warps=None,
+                  conditions: bool = False) -> dict:
     """Score the saved int8 fold models of ``evaluate RUN --folds`` again, without training.
 
     For a change in how decisions are made (``model.decision_indices``, the
     recognizer's gate, the mel ``warps``; default: the recipe's
     ``AugmentParams.test_warps``): each ``RUN/folds/fold-K.tflite`` on its fold's
-    held-out clips, clean and, where ``folds.json`` has them, under every capture
-    condition on both decision paths. The Keras figures from training are kept
+    held-out clips, clean and, where ``folds.json`` has them or ``conditions`` asks
+    for them, under every capture condition on both decision paths. The Keras figures from training are kept
     as they were. ``folds.json`` is rewritten, marked ``"rescored"``, and each
     fold file's metadata names the warps.
     """
@@ -406,15 +407,15 @@ def rescore_folds(run_dir: str | Path, cache_dir=None, progress: bool = True, wa
         probabilities = held_out_probabilities(model, ds, test, x[test], cache_dir, progress)
         m = metrics(ds.digits[test], decision_indices(probabilities, labels), labels)
         row.update(accuracy=m["accuracy"], macro_f1=m["macro"]["f1"], n_test=int(len(test)))
-        if "conditions" in row:
+        if conditions or "conditions" in row:
             clips = [(ds.clips[i].path, ds.clips[i].digit) for i in split.test]
             row["conditions"] = {d: condition_table(model, clips, seed=seed, progress=progress, decision=d)
                                  for d in DECISIONS}
     result["warps"] = warps
     result.update(fold_summary(result["folds"], "accuracy"))
     result["accuracy"] = result["mean"]
-    if "conditions" in result:
-        result["conditions"] = {d: fold_conditions(result["folds"], d) for d in result["conditions"]}
+    if "conditions" in result["folds"][0]:
+        result["conditions"] = {d: fold_conditions(result["folds"], d) for d in DECISIONS}
     result["rescored"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     (run_dir / "folds.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
