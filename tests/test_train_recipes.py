@@ -338,8 +338,9 @@ def test_raw_columns_train_convert_and_run_on_the_device_path(tiny_corpus, cache
 
 @pytest.mark.parametrize("arch, kwargs, must_have, must_not", [
     ("ann", {}, {"Dense"}, {"Conv2D", "DepthwiseConv2D"}),
-    ("cnn", {}, {"Conv2D", "AveragePooling2D"}, {"DepthwiseConv2D", "Softmax"}),
+    ("cnn", {}, {"Conv2D", "AveragePooling2D"}, {"DepthwiseConv2D", "Softmax", "Permute"}),
     ("cnn", {"pooling": "attention"}, {"Conv2D", "Softmax", "Dot", "GlobalMaxPooling1D"}, {"DepthwiseConv2D"}),
+    ("cnn", {"channels": 2}, {"Conv2D", "Permute"}, {"DepthwiseConv2D", "Softmax"}),
     ("dscnn", {}, {"Conv2D", "DepthwiseConv2D"}, set()),
     ("tcresnet", {}, {"Conv2D", "Add"}, {"DepthwiseConv2D", "Softmax"}),
 ])
@@ -367,6 +368,23 @@ def test_unknown_arch_is_refused() -> None:
         build("rnn", (101, 20), np.zeros((2, 101, 20), np.float32))
     with pytest.raises(ValueError, match="unknown pooling 'max'"):
         build("cnn", (101, 20), np.zeros((2, 101, 20), np.float32), pooling="max")
+    with pytest.raises(ValueError, match="40 input columns do not split into 3 channels"):
+        build("cnn", (101, 40), np.zeros((2, 101, 40), np.float32), channels=3)
+
+
+def test_cnn_channels_stack_the_column_blocks_per_coefficient() -> None:
+    """channels=2 on (101, 40): the first convolution sees column k and column 20 + k at one place."""
+    import keras
+    from audiomnist_edge.train.models import build
+
+    x = np.random.default_rng(0).normal(size=(4, 101, 40)).astype(np.float32)
+    model = build("cnn", (101, 40), x, channels=2)
+    permute = next(layer for layer in model.layers if isinstance(layer, keras.layers.Permute))
+    probe = keras.Model(model.input, [model.get_layer("standardise").output, permute.output])
+    standardised, stacked = (np.asarray(a) for a in probe(x))
+    assert stacked.shape == (4, 101, 20, 2)
+    np.testing.assert_array_equal(stacked[..., 0], standardised[..., :20])
+    np.testing.assert_array_equal(stacked[..., 1], standardised[..., 20:])
 
 
 def test_feature_cache_is_reused_and_invalidated(tiny_corpus, tmp_path, monkeypatch) -> None:

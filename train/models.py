@@ -48,17 +48,26 @@ def _conv_bn(x, filters, kernel, strides=(1, 1)):
     return keras.layers.ReLU()(x)
 
 
-def build_cnn(input_shape, x_train, width=32, dropout=0.3, n_classes=10, pooling="segments"):
+def build_cnn(input_shape, x_train, width=32, dropout=0.3, n_classes=10, pooling="segments", channels=1):
     """A small 2-D CNN over (time, coefficient): 3 conv blocks, pooling, dense head.
 
     ``pooling``: "segments" averages the last block into 4 time segments in order (where in the
     window a sound is matters); "attention" weighs its frames by a learned score and adds their
-    maximum (where it is does not matter)."""
+    maximum (where it is does not matter). ``channels``: the input's columns are that many blocks
+    of equal width (normalised and raw MFCCs: 2), stacked as channels of one coefficient axis, so
+    only the first convolution grows."""
     import keras
 
+    frames, columns = input_shape
+    if channels < 1 or columns % channels:
+        raise ValueError(f"{columns} input columns do not split into {channels} channels")
     inputs = keras.Input(shape=input_shape, name="mfcc")
     x = _normalization(x_train)(inputs)
-    x = keras.layers.Reshape((*input_shape, 1))(x)
+    if channels == 1:
+        x = keras.layers.Reshape((frames, columns, 1))(x)
+    else:
+        x = keras.layers.Reshape((frames, channels, columns // channels))(x)
+        x = keras.layers.Permute((1, 3, 2))(x)  # (frames, coefficient, channel)
     x = _conv_bn(x, width // 2, (5, 3), strides=(2, 1))
     x = keras.layers.MaxPooling2D((2, 2))(x)
     x = _conv_bn(x, width, (3, 3))
