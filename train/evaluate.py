@@ -417,5 +417,5 @@ def rescore_folds(run_dir: str | Path, cache_dir=None, progress: bool = True, wa
     if "conditions" in result["folds"][0]:
         result["conditions"] = {d: fold_conditions(result["folds"], d) for d in DECISIONS}
     result["rescored"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    (run_dir / "folds.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_file(run_dir / "folds.json", (json.dumps(result, indent=1) + "\n").encode(), force=True)
     return result
