@@ -205,6 +205,14 @@ def place_centred(features: np.ndarray, n_frames: int) -> np.ndarray:
     return out
 
 
+def speech_mfcc(samples: np.ndarray, params: FeatureParams, warp: float = 1.0) -> np.ndarray:
+    """MFCCs of an utterance's speech alone, before any normalisation: trimmed to
+    its speech bounds and at most one clip long (the middle), shape (k, n_mfcc)."""
+    start, end = speech_bounds(samples, params)
+    speech = centre_crop(np.asarray(samples[start:end], dtype=np.float32), params.clip_samples)
+    return mfcc(speech, params, warp)
+
+
 def clip_features(samples: np.ndarray, params: FeatureParams, warp: float = 1.0) -> np.ndarray:
     """The model's input for one utterance, shape params.input_shape.
 
@@ -213,9 +221,7 @@ def clip_features(samples: np.ndarray, params: FeatureParams, warp: float = 1.0)
     MFCCs standardised by params.raw_mean and raw_std when set, and centre them
     in the clip's frame grid with zeros around.
     """
-    start, end = speech_bounds(samples, params)
-    speech = centre_crop(np.asarray(samples[start:end], dtype=np.float32), params.clip_samples)
-    raw = mfcc(speech, params, warp)
+    raw = speech_mfcc(samples, params, warp)
     coefficients = cmvn(raw) if params.cmvn else raw
     if params.raw_mean is not None and params.raw_std is not None:
         standardised = (raw - np.asarray(params.raw_mean, np.float32)) / np.asarray(params.raw_std, np.float32)

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..config import FeatureParams
 from ..errors import EdgeError
-from ..features import centre_crop, mfcc, speech_bounds
+from ..features import speech_mfcc
 from .cache import load_samples
 from .datasets import load_many
 
@@ -34,12 +34,7 @@ from .datasets import load_many
 def raw_mfcc_stats(paths: list[Path], params: FeatureParams) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean and standard deviation per coefficient (n_mfcc each, rounded to 0.1) of the
     MFCCs of the clips' trimmed speech, the frames ``clip_features`` normalises, pooled."""
-    frames = []
-    for path in paths:
-        samples = load_samples(path, params.sample_rate)
-        start, end = speech_bounds(samples, params)
-        frames.append(mfcc(centre_crop(samples[start:end], params.clip_samples), params))
-    pooled = np.concatenate(frames)
+    pooled = np.concatenate([speech_mfcc(load_samples(path, params.sample_rate), params) for path in paths])
     return (tuple(round(float(v), 1) for v in pooled.mean(axis=0)),
             tuple(round(max(float(v), 0.1), 1) for v in pooled.std(axis=0)))
 
