@@ -14,6 +14,7 @@ import pytest
 from audiomnist_edge.config import FeatureParams
 from audiomnist_edge.train import datasets
 from audiomnist_edge.train.cache import extract
+from audiomnist_edge.train.fit import babble_clip_paths
 
 EXE = Path(sys.executable).parent / "audiomnist-edge"
 
@@ -65,6 +66,24 @@ def test_official_split_takes_its_test_takes_from_the_first_corpus(fsdd, hd_en):
     ds = datasets.load_many([hd_en, fsdd])
     test = [ds.clips[i] for i in datasets.make_split(ds, "official").test]
     assert len(test) == 500 and all(c.corpus == "hd-en" and c.take < 5 for c in test)
+
+
+@pytest.mark.parametrize("source", ["synthetic", "training", "both"])
+def test_babble_voices_never_include_a_test_speaker(both, fsdd, tmp_path, source):
+    rec = tmp_path / "recordings"
+    rec.mkdir()
+    for digit in range(10):
+        shutil.copy(fsdd / "recordings" / f"{digit}_theo_0.wav", rec / f"{digit}_synthvoice_0.wav")
+    synth = datasets.load_many([tmp_path])
+    split = datasets.make_split(both, "speaker", 0)
+    paths = babble_clip_paths(both, split.train, synth, source)
+    real = {both.clips[i].path for i in split.train}
+    synthetic = {c.path for c in synth.clips}
+    assert len(set(paths)) == len(paths)
+    assert set(paths) == {"synthetic": synthetic, "training": real, "both": real | synthetic}[source]
+    speakers = {Path(p).stem.split("_")[1] for p in paths}
+    assert not speakers & set(split.test_speakers)
+    assert babble_clip_paths(both, split.train, None, "synthetic") == [both.clips[i].path for i in split.train]
 
 
 def test_a_speaker_in_two_corpora_is_refused(tmp_path, fsdd):

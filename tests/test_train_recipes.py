@@ -265,6 +265,7 @@ def test_folds_of_a_variation_train_its_recipe_and_leave_the_run_alone(synth_run
     (("--set", "seed=1", "--out", "x"), "--set and --out go with --folds"),
     (("--folds", "--set", "label_smothing=0.1", "--out", "x"), "--set label_smothing: no such setting"),
     (("--folds", "--set", "epochs=0.5", "--out", "x"), "--set epochs=0.5: expected a value like"),
+    (("--folds", "--set", "babble=real", "--out", "x"), "babble must be one of synthetic, training, both"),
 ])
 def test_variation_settings_refused_in_one_line(synth_run, tmp_path, args, message) -> None:
     result = cli("evaluate", synth_run, *[tmp_path / a if a == "x" else a for a in args])

@@ -35,6 +35,8 @@ from .datasets import (LABELS, Dataset, DatasetError, Split, labels_for, load_ma
 # The seed project's features: whole clip, no trimming, no per-clip normalisation.
 SEED_FEATURES = dict(trim_db=None, cmvn=False)
 
+BABBLE_SOURCES = ("synthetic", "training", "both")
+
 
 @dataclasses.dataclass
 class Recipe:
@@ -72,6 +74,13 @@ class Recipe:
     (``distill.py``): fold K's model for speaker fold K, the run's int8 model otherwise."""
     teacher_weight: float = 0.5
     """Share of the teachers' mean probabilities in each training target."""
+    babble: str = "synthetic"
+    """Where the capture chain's babble voices come from: "synthetic" (the synthetic speakers, the
+    same bank for every fold), "training" (the split's real training clips) or "both"."""
+
+    def __post_init__(self):
+        if self.babble not in BABBLE_SOURCES:
+            raise ValueError(f"babble must be one of {', '.join(BABBLE_SOURCES)}, not {self.babble!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -155,13 +164,23 @@ def split_indices(ds: Dataset, split: Split, ok: np.ndarray, recipe: Recipe):
     return train, val, test
 
 
+def babble_clip_paths(ds: Dataset, train: np.ndarray, synth: Dataset | None, source: str) -> list:
+    """The clips babble is mixed from (``Recipe.babble``): the synthetic clips, the real training
+    clips (indices ``train`` of ``ds``), or both; the training clips when there is no synthetic
+    set. Never a test speaker's clip."""
+    synthetic = [c.path for c in synth.clips] if synth is not None else []
+    real = [ds.clips[i].path for i in train]
+    if source == "synthetic" and synthetic:
+        return synthetic
+    return real + synthetic if source == "both" else real
+
+
 def with_capture_sources(aug: AugmentParams, babble_paths: list, rate: int,
                          cache_dir=None) -> AugmentParams:
     """``aug`` with its babble bank built from ``babble_paths`` and the room bank ready.
 
-    Babble comes from synthetic speakers when there are any (never a test
-    speaker, and the same for every fold, so augmented features are cached
-    once), else from the split's training clips.
+    ``babble_clip_paths`` chooses them: by default the synthetic speakers, the
+    same for every fold, so augmented features are cached once.
     """
     from .augment import prepare_capture
     from .capture import build_babble_bank
@@ -182,8 +201,7 @@ def prepare(ds: Dataset, split: Split, params: FeatureParams, recipe: Recipe,
     parts_x, parts_y = [x[train]], [y[train]]
     aug = recipe.augment
     if augment and aug.capture > 0 and (aug.copies > 0 or synth is not None):
-        aug = with_capture_sources(aug, [c.path for c in synth.clips] if synth is not None
-                                   else [ds.clips[i].path for i in train],
+        aug = with_capture_sources(aug, babble_clip_paths(ds, train, synth, recipe.babble),
                                    params.sample_rate, cache_dir)
     if augment and aug.copies > 0:
         xa, _, _ = extract(ds.clips, params, aug, seed=recipe.seed, cache_dir=cache_dir,

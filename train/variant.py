@@ -82,9 +82,10 @@ def apply_settings(recipe: Recipe, params: FeatureParams,
     try:
         augment = dataclasses.replace(recipe.augment, **changes["augment"])
         params = dataclasses.replace(params, **changes["features"])
+        recipe = dataclasses.replace(recipe, augment=augment, **changes["recipe"])
     except (TypeError, ValueError) as exc:
         raise EdgeError(f"--set: {exc}") from None
-    return dataclasses.replace(recipe, augment=augment, **changes["recipe"]), params
+    return recipe, params
 
 
 def write_variant(run_dir: str | Path, out: str | Path, settings: Sequence[str]) -> Path:
