@@ -88,6 +88,10 @@ class FeatureParams:
     leaves them out."""
     raw_std: tuple[float, ...] | None = None
     """Per-coefficient scale of the raw columns (see raw_mean), each positive."""
+    pcen_seconds: float | None = None
+    """Time constant, in seconds, of per-channel energy normalisation (``features.pcen``) in
+    place of the dB scale: each mel band divided by its own recent average, then
+    root-compressed, before the DCT. None (the default) keeps dB (and top_db)."""
 
     def __post_init__(self) -> None:
         for name in _OPTIONAL_FIELDS:  # JSON gives lists; keep tuples so the object stays hashable
@@ -127,6 +131,8 @@ class FeatureParams:
                 problems.append(f"raw_mean and raw_std need n_mfcc ({self.n_mfcc}) values each")
             if any(v <= 0 for v in self.raw_std):
                 problems.append("raw_std values must be positive")
+        if self.pcen_seconds is not None and not 0 < self.pcen_seconds <= 10:
+            problems.append("pcen_seconds must be in (0, 10]")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -268,6 +274,7 @@ _FIELD_TYPES: dict[str, tuple] = {
     "cmvn": (bool,),
     "raw_mean": (tuple, None),
     "raw_std": (tuple, None),
+    "pcen_seconds": (float, None),
 }
-_OPTIONAL_FIELDS = ("raw_mean", "raw_std")
+_OPTIONAL_FIELDS = ("raw_mean", "raw_std", "pcen_seconds")
 """Fields added after models were shipped: absent from to_dict (and the hash) while None."""

@@ -135,23 +135,64 @@ def lifter(mfccs: np.ndarray, coefficient: float) -> np.ndarray:
     return mfccs * (1 + (coefficient / 2) * np.sin(np.pi * n / coefficient))
 
 
-def log_mel(samples: np.ndarray, params: FeatureParams, warp: float = 1.0) -> np.ndarray:
-    """dB mel spectrogram, shape (n_frames, n_mels)."""
+def pcen(
+    mel: np.ndarray,
+    frames_per_second: float,
+    seconds: float,
+    gain: float = 0.98,
+    bias: float = 2.0,
+    power: float = 0.5,
+    eps: float = 1e-12,
+) -> np.ndarray:
+    """Per-channel energy normalisation of a mel power spectrogram (n_frames, n_mels), same shape.
+
+    Each band is divided by its own average over about ``seconds`` (a one-pole
+    smoother that starts settled at the first frame, so a trimmed word is not
+    measured against silence before it), to the power ``gain``, then compressed
+    by ``(x + bias) ** power - bias ** power``. ``eps`` suits full-scale float
+    audio: a -70 dBFS word's mel power is about 1e-7 (librosa's 1e-6 default
+    assumes integer-scaled samples). Equals ``librosa.pcen`` on the transposed
+    input with ``sr / hop_length = frames_per_second``, this ``eps`` and
+    ``zi = (1 - b) * first frame``.
+    """
+    t_frames = seconds * frames_per_second
+    b = (np.sqrt(1 + 4 * t_frames**2) - 1) / (2 * t_frames**2)
+    x = np.asarray(mel, dtype=np.float64)
+    smooth = np.empty_like(x)
+    level = x[0] if len(x) else np.zeros(x.shape[1:])
+    for t, frame in enumerate(x):
+        level = b * frame + (1 - b) * level
+        smooth[t] = level
+    scale = np.exp(-gain * (np.log(eps) + np.log1p(smooth / eps)))
+    return (bias**power * np.expm1(power * np.log1p(x * scale / bias))).astype(np.float32)
+
+
+def mel_power(samples: np.ndarray, params: FeatureParams, warp: float = 1.0) -> np.ndarray:
+    """Mel power spectrogram, shape (n_frames, n_mels)."""
     frames = frame_signal(samples, params.n_fft, params.hop_length, params.center)
     spectrum = power_spectrum(frames, analysis_window(params.win_length, params.n_fft), params.power)
     filters = mel_filterbank(params.sample_rate, params.n_fft, params.n_mels, params.fmin, params.fmax, warp)
-    mel = spectrum.astype(np.float32, copy=False) @ filters.T
-    return power_to_db(mel, params.db_ref, params.db_amin, params.top_db)
+    return spectrum.astype(np.float32, copy=False) @ filters.T
+
+
+def log_mel(samples: np.ndarray, params: FeatureParams, warp: float = 1.0) -> np.ndarray:
+    """dB mel spectrogram, shape (n_frames, n_mels)."""
+    return power_to_db(mel_power(samples, params, warp), params.db_ref, params.db_amin, params.top_db)
 
 
 def mfcc(samples: np.ndarray, params: FeatureParams, warp: float = 1.0) -> np.ndarray:
     """MFCCs of a 1-D float signal at params.sample_rate, shape (n_frames, n_mfcc).
 
     Equals ``librosa.feature.mfcc(S=power_to_db(melspectrogram(y)))`` with the
-    keyword arguments FeatureParams gives, transposed.
+    keyword arguments FeatureParams gives, transposed. With params.pcen_seconds
+    the DCT reads the PCEN mel spectrogram (``pcen``) instead of the dB one.
     """
     basis = dct_matrix(params.n_mels, params.n_mfcc, params.dct_norm)
-    coefficients = log_mel(samples, params, warp) @ basis.T
+    if params.pcen_seconds is None:
+        bands = log_mel(samples, params, warp)
+    else:
+        bands = pcen(mel_power(samples, params, warp), params.sample_rate / params.hop_length, params.pcen_seconds)
+    coefficients = bands @ basis.T
     return lifter(coefficients, params.lifter).astype(np.float32, copy=False)
 
 

@@ -42,6 +42,7 @@ def info_lines(info: dict[str, Any]) -> list[str]:
     """Human summary of ``model_info``."""
     meta = info["metadata"]
     params = info["features"]
+    pcen = f"of PCEN mels ({params['pcen_seconds']:g} s) " if params.get("pcen_seconds") else ""
     lines = [
         f"model      {info['path']}",
         f"name       {info['name'] or '?'} (created {meta.get('created', '?')})",
@@ -50,7 +51,7 @@ def info_lines(info: dict[str, Any]) -> list[str]:
         f"backend    {info['backend']['name']} {info['backend']['version']}",
         f"labels     {' '.join(info['labels'])}",
         f"features   {params['sample_rate']} Hz, {params['clip_seconds']} s, "
-        f"{params['n_mfcc']} MFCC{' (+ as many raw)' if params.get('raw_mean') else ''} "
+        f"{params['n_mfcc']} MFCC{' (+ as many raw)' if params.get('raw_mean') else ''} {pcen}"
         f"x {info['input_shape'][0]} frames "
         f"(n_fft {params['n_fft']}, hop {params['hop_length']}, {params['n_mels']} mels), "
         f"hash {info['features_hash']}",

@@ -39,7 +39,7 @@ ALTERNATIVES = {
     "sample_rate": 16000, "clip_seconds": 1.5, "n_fft": 512, "win_length": 256, "hop_length": 128,
     "center": False, "power": 1.0, "n_mels": 64, "fmin": 0.0, "fmax": 3800.0, "db_ref": 2.0,
     "db_amin": 1e-10, "top_db": 80.0, "n_mfcc": 24, "dct_norm": None, "lifter": 22.0,
-    "trim_db": None, "cmvn": False,
+    "trim_db": None, "cmvn": False, "pcen_seconds": 0.4,
 }
 
 
@@ -67,6 +67,13 @@ def test_raw_columns_are_a_field_pair_that_changes_shape_and_hash() -> None:
     again = FeatureParams.from_json(dual.to_json())
     assert again == dual and isinstance(again.raw_std, tuple) and hash(again) == hash(dual)
     assert dataclasses.replace(dual, raw_std=(71.0,) + dual.raw_std[1:]).stable_hash() != dual.stable_hash()
+
+
+@pytest.mark.parametrize("value", [0.0, -0.4, 11.0])
+def test_pcen_time_constant_must_be_positive_and_at_most_10_s(value: float) -> None:
+    assert "pcen_seconds" not in FeatureParams().to_json()
+    with pytest.raises(ConfigError, match="pcen_seconds"):
+        FeatureParams(pcen_seconds=value)
 
 
 @pytest.mark.parametrize("changes,problem", [

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from audiomnist_edge.config import FeatureParams
-from audiomnist_edge.features import mel_filterbank, mfcc
+from audiomnist_edge.features import dct_matrix, mel_filterbank, mel_power, mfcc
 from audiomnist_edge.wav import read_wav
 from signals import synthetic_signals
 
@@ -66,6 +66,33 @@ def test_mfcc_matches_librosa_on_real_speech(fsdd_test_clips) -> None:
         assert ours.shape == expected.shape
         worst = max(worst, float(np.abs(ours - expected).max()))
     assert worst < TOLERANCE
+
+
+def test_pcen_cepstra_match_librosa_on_real_speech(fsdd_test_clips) -> None:
+    """PCEN in place of dB: librosa.pcen with the smoother settled at the first frame, then the DCT."""
+    params = FeatureParams(pcen_seconds=0.4)
+    t = 0.4 * params.sample_rate / params.hop_length
+    b = (np.sqrt(1 + 4 * t**2) - 1) / (2 * t**2)
+    basis = dct_matrix(params.n_mels, params.n_mfcc, params.dct_norm)
+    worst = 0.0
+    for path in fsdd_test_clips[::25]:
+        samples, _ = read_wav(path)
+        mel = librosa.feature.melspectrogram(y=samples, **params.librosa_melspectrogram_kwargs()).astype(np.float64)
+        bands = librosa.pcen(mel, sr=params.sample_rate, hop_length=params.hop_length, time_constant=0.4,
+                             eps=1e-12, zi=(1 - b) * mel[:, :1])
+        ours = mfcc(samples, params)
+        assert ours.shape == (mel.shape[1], params.n_mfcc)
+        worst = max(worst, float(np.abs(ours - bands.T @ basis.T).max()))
+    assert worst < TOLERANCE
+
+
+def test_pcen_cepstra_hardly_move_with_level(fsdd_test_clips) -> None:
+    """PCEN divides each band by its own average: 30 dB quieter speech keeps its cepstra, where dB shifts c0."""
+    samples, _ = read_wav(fsdd_test_clips[0])
+    for params, moves in ((FeatureParams(pcen_seconds=0.4), False), (FeatureParams(), True)):
+        a, b = mfcc(samples, params), mfcc(samples * np.float32(10 ** (-30 / 20)), params)
+        assert (np.abs(a - b).max() > 0.25 * np.abs(a).max()) == moves
+    assert mel_power(samples, FeatureParams()).shape == (len(a), 40)
 
 
 @pytest.mark.filterwarnings("ignore:n_fft=.*is too large")

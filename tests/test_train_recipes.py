@@ -315,16 +315,23 @@ def test_seed_features_and_dscnn(tiny_corpus, cache_dir, tmp_path) -> None:
     assert "DepthwiseConv2D" in layers
 
 
-def test_raw_columns_train_convert_and_run_on_the_device_path(tiny_corpus, cache_dir, tmp_path) -> None:
-    """A features.json with raw_mean/raw_std: a (101, 40) model, converted to int8, that the
-    runtime loads (its features hash matches) and uses on a file; info names the raw columns."""
+@pytest.mark.parametrize("params, columns, described", [
+    (FeatureParams(raw_mean=(-230.0,) + (0.0,) * 19, raw_std=(60.0,) + (8.0,) * 19), 40,
+     "20 MFCC (+ as many raw) x 101 frames"),
+    (FeatureParams(pcen_seconds=0.4), 20, "20 MFCC of PCEN mels (0.4 s) x 101 frames"),
+], ids=["raw-columns", "pcen"])
+def test_optional_features_train_convert_and_run_on_the_device_path(tiny_corpus, cache_dir, tmp_path, params,
+                                                                    columns, described) -> None:
+    """A features.json with an optional field set (raw columns, PCEN): a model of that input,
+    converted to int8, that the runtime loads (its features hash matches) and uses on a file;
+    info names the option."""
     features = tmp_path / "features.json"
-    features.write_text(FeatureParams(raw_mean=(-230.0,) + (0.0,) * 19, raw_std=(60.0,) + (8.0,) * 19).to_json())
+    features.write_text(params.to_json())
     out = tmp_path / "dual"
     result = cli("train", "--data", tiny_corpus, "--split", "speaker", "--fold", "0", "--features", features,
                  *TINY, "--cache-dir", cache_dir, "--out", out)
     assert result.returncode == 0, result.stderr
-    assert json.loads((out / "run.json").read_text())["input_shape"] == [101, 40]
+    assert json.loads((out / "run.json").read_text())["input_shape"] == [101, columns]
     model = tmp_path / "dual.tflite"
     result = cli("convert", out, "--out", model)
     assert result.returncode == 0, result.stderr
@@ -334,7 +341,7 @@ def test_raw_columns_train_convert_and_run_on_the_device_path(tiny_corpus, cache
     decision = json.loads(result.stdout)
     assert decision["file"] == str(clip) and "digit" in decision
     result = cli("info", "--model", model)
-    assert result.returncode == 0 and "20 MFCC (+ as many raw) x 101 frames" in result.stdout
+    assert result.returncode == 0 and described in result.stdout
 
 
 @pytest.mark.parametrize("arch, kwargs, must_have, must_not", [
