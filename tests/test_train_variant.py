@@ -108,5 +108,18 @@ def test_folds_written_before_split_seed_still_add_up(tmp_path) -> None:
     rows = [{"fold": 0, "accuracy": 0.9}, {"fold": 1, "accuracy": 0.8}]
     folds = {"recipe": old_recipe, "features": params.to_dict(), "data": data_paths(data), "folds": rows}
     (tmp_path / "folds.json").write_text(json.dumps(folds))
-    assert _earlier_folds(tmp_path, recipe, params, data, False, keep_out=[1]) == rows[:1]
-    assert _earlier_folds(tmp_path, Recipe(seed=1), params, data, False, keep_out=[1]) == []
+    assert _earlier_folds(tmp_path, recipe, params, data, False, keep_out=[1]) == (rows[:1], [])
+    assert _earlier_folds(tmp_path, Recipe(seed=1), params, data, False, keep_out=[1]) == ([], [])
+
+
+def test_a_sitting_with_condition_tables_names_the_folds_it_leaves_out(tmp_path) -> None:
+    """Fold 1 scored without condition tables cannot join fold 0's table: it is named, not lost silently."""
+    from audiomnist_edge.train.evaluate import _earlier_folds
+    from audiomnist_edge.train.fit import data_paths
+
+    recipe, params, data = Recipe(), FeatureParams(), [str(tmp_path)]
+    rows = [{"fold": 1, "accuracy": 0.96}, {"fold": 2, "accuracy": 0.97, "conditions": {}}]
+    folds = {"recipe": recipe.to_dict(), "features": params.to_dict(), "data": data_paths(data), "folds": rows}
+    (tmp_path / "folds.json").write_text(json.dumps(folds))
+    assert _earlier_folds(tmp_path, recipe, params, data, True, keep_out=[0]) == (rows[1:], [1])
+    assert _earlier_folds(tmp_path, recipe, params, data, False, keep_out=[0]) == (rows[:1], [2])

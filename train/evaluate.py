@@ -259,26 +259,31 @@ def _folds_lock(target: Path | None):
 
 
 def _earlier_folds(target: Path | None, recipe, params, data, conditions: bool,
-                   keep_out: list[int]) -> list[dict]:
-    """The rows of ``target/folds.json`` that ``--only`` leaves alone: folds not in ``keep_out``,
-    trained by the same recipe on the same features and data (with condition tables exactly when
-    ``conditions``), so folds trained in several sittings add up to one folds.json."""
+                   keep_out: list[int]) -> tuple[list[dict], list[int]]:
+    """The rows of ``target/folds.json`` that ``--only`` leaves alone, and the folds left out of it.
+
+    Kept: folds not in ``keep_out``, trained by the same recipe on the same features and data,
+    so folds trained in several sittings add up to one folds.json. Left out (their numbers):
+    such folds whose condition tables do not match ``conditions`` (one table needs every fold).
+    """
     from .fit import Recipe, data_paths
 
     path = target / "folds.json" if target is not None else None
     if path is None or not path.is_file():
-        return []
+        return [], []
     try:
         earlier = json.loads(path.read_text())
         # a recipe written before a field was added reads as that field's default
         earlier["recipe"] = json.loads(json.dumps(Recipe.from_dict(earlier["recipe"]).to_dict()))
     except (ValueError, KeyError, TypeError):
-        return []
+        return [], []
     now = json.loads(json.dumps({"recipe": recipe.to_dict(), "features": params.to_dict(),
                                  "data": data_paths(data)}))
     if any(earlier.get(key) != value for key, value in now.items()):
-        return []
-    return [r for r in earlier.get("folds", []) if r["fold"] not in keep_out and ("conditions" in r) == conditions]
+        return [], []
+    others = [r for r in earlier.get("folds", []) if r["fold"] not in keep_out]
+    return ([r for r in others if ("conditions" in r) == conditions],
+            [r["fold"] for r in others if ("conditions" in r) != conditions])
 
 
 def folds(run_dir: str | Path | None, data, recipe=None, params=None,
@@ -350,8 +355,13 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
         with _folds_lock(target):
             # folds.json read again under a lock at every fold: sittings run side by side
             # (--only 0,1 and --only 2,3 on one run folder) all end up in it
-            rows = (_earlier_folds(target, recipe, params, data, conditions, keep_out=ks) if only is not None
-                    else []) + mine
+            earlier, left_out = (_earlier_folds(target, recipe, params, data, conditions, keep_out=ks)
+                                 if only is not None else ([], []))
+            rows = earlier + mine
+            if left_out:
+                theirs, this = ("without", "with") if conditions else ("with", "without")
+                echo(f"folds.json: fold {', '.join(map(str, left_out))} left out: scored {theirs} condition tables, "
+                     f"this sitting {this}; give every sitting of a run the same --conditions")
             result = {"split": "speaker", "protocol": protocol, "model": "int8 TFLite, device runtime",
                       "folds": rows, "accuracy": None, **fold_summary(rows, "accuracy"),
                       "keras": fold_summary(rows, "keras_accuracy"),
