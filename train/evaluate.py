@@ -386,8 +386,8 @@ def rescore_folds(run_dir: str | Path, cache_dir=None, progress: bool = True, wa
     ``AugmentParams.test_warps``): each ``RUN/folds/fold-K.tflite`` on its fold's
     held-out clips, clean and, where ``folds.json`` has them or ``conditions`` asks
     for them, under every capture condition on both decision paths. The Keras
-    figures from training are kept as they were. ``folds.json`` is rewritten, marked ``"rescored"``, and each
-    fold file's metadata names the warps.
+    figures from training are kept as they were. ``folds.json`` is rewritten,
+    marked ``"rescored"``, and each fold file's metadata names the warps.
     """
     from ..artifact import read_artifact
     from ..atomic import write_file
