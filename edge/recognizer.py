@@ -27,7 +27,7 @@ BACKGROUND_SECONDS = 10.0
 MIN_CONFIDENCE = 0.3
 """The default gate: a digit decided with a lower probability is reported as unknown. 0.3 since
 the default model trains with mixup, which leaves it less sure of the digits it gets right (at 0.4
-it gave up 2 points of held-out digits for its sharper rejection; see the README)."""
+it gave up 2 points of held-out digits for its sharper rejection; see docs/measurements.md)."""
 
 
 def label_value(label: str | None) -> int | str | None:

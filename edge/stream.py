@@ -90,7 +90,7 @@ class GateParams:
     than the hang-over, which was decided as a digit of its own. None never drops."""
     release_gap: float = 0.25
     """How soon after the previous word's last loud frame such a release starts; a digit said that
-    soon after another is kept unless it is ``release_db`` quieter (README, Listening, measures both)."""
+    soon after another is kept unless it is ``release_db`` quieter (docs/listening.md measures both)."""
     drop_long: bool = True
     """Drop sound longer than max_duration (no digit lasts that long: a fan switching on,
     a sentence) instead of reporting its first max_duration as a truncated utterance."""

@@ -112,7 +112,7 @@ def test_no_sound_server_means_no_device(plumbing_model, tmp_path):
 
 
 def test_latency_benchmark_through_pulseaudio(fsdd):
-    """The README's PulseAudio latency row: its command runs and hears every digit."""
+    """docs/listening.md's PulseAudio latency row: its command runs and hears every digit."""
     result = subprocess.run([sys.executable, "-m", "benchmarks.listen_latency", "--device", "pulse",
                              "--private-pulse", "--digits", "4", "--data", str(fsdd), "--json"],
                             cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
@@ -124,7 +124,7 @@ def test_latency_benchmark_through_pulseaudio(fsdd):
 
 
 def test_idle_cpu_benchmark_through_pulseaudio():
-    """The README's PulseAudio CPU row: its command runs on a private server and hears nothing."""
+    """docs/listening.md's PulseAudio CPU row: its command runs on a private server and hears nothing."""
     result = subprocess.run([sys.executable, "-m", "benchmarks.listen_idle_cpu", "--device", "pulse",
                              "--rate", "16000", "--private-pulse", "--seconds", "5", "--warmup", "1", "--json"],
                             cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
@@ -136,7 +136,7 @@ def test_idle_cpu_benchmark_through_pulseaudio():
 
 
 def test_stream_benchmark_through_pulseaudio(fsdd, tmp_path):
-    """The README's PulseAudio stream row: on a short FSDD stream both paths decide every utterance alike."""
+    """docs/listening.md's PulseAudio stream row: on a short FSDD stream both paths decide every utterance alike."""
     result = subprocess.run([sys.executable, "-m", "benchmarks.pulse_stream", "--digits", "3", "--fsdd", str(fsdd),
                              "--hd-en", str(tmp_path / "no-hd-en"), "--out", str(tmp_path)],
                             cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)

@@ -156,7 +156,7 @@ def test_a_digit_called_unknown_is_an_error_and_macro_averages_cover_the_digits(
 
 # The packaged model reports 51 of these 60 words (flite rms and slt: people whose non-digit speech
 # no model hears, saying words no model is trained to reject) as no digit through `predict --json`
-# (0.85; the model before the unknown class: 0.07). README "Rejecting what is not a digit" has more.
+# (0.85; the model before the unknown class: 0.07). docs/listening.md, "Rejecting what is not a digit", has more.
 REJECTED_FLOOR = 0.75
 
 

@@ -68,7 +68,7 @@ class AugmentParams:
 
         Copies are warped, the clean clip is not: a model sees 1 as the edge of its
         range, and a held-out voice heard at both views is decided more often right
-        (README, "Test-time warps").
+        (docs/training.md, "Test-time warps").
         """
         middle = round(1.0 - self.warp / 2 + self.warp_up / 2, 3) if self.copies > 0 else 1.0
         return (middle, 1.0) if middle != 1.0 else (1.0,)
