@@ -15,7 +15,7 @@ from signals import tone
 pytest.importorskip("matplotlib")
 
 from audiomnist_edge.train.datasets import load_many
-from audiomnist_edge.train.eda import PLOTS, corpus_stats, corpus_table, speaker_table
+from audiomnist_edge.train.eda import PLOTS, corpus_stats, corpus_table, edge_levels, speaker_table
 from audiomnist_edge.wav import write_wav
 
 
@@ -85,3 +85,27 @@ def test_levels_and_durations_are_measured(tmp_path) -> None:
     assert table["a"]["seconds_median"] == pytest.approx(0.5)
     assert table["b"]["longer_than_window"] == 3 and table["a"]["longer_than_window"] == 0
     assert table["b"]["clips"] == 3 and np.isclose(table["b"]["peak_dbfs"], -26.02, atol=0.05)
+
+
+def test_clips_trimmed_into_the_word_are_counted(tmp_path) -> None:
+    """A take that starts (or ends) at full level was trimmed into its word; one with quiet edges was not."""
+    rate = 8000
+    word = tone(400, 0.3, rate)
+    fade = np.linspace(0, 1, int(0.05 * rate), dtype=np.float32)
+    quiet = np.zeros(int(0.1 * rate), np.float32)
+    takes = {"cut": [word, word, np.concatenate([quiet, word])],          # 2 of 3 start inside, 3 of 3 end
+             "whole": [np.concatenate([quiet, fade * word[:len(fade)], word, quiet])] * 2}
+    folder = tmp_path / "c" / "recordings"
+    folder.mkdir(parents=True)
+    for speaker, clips in takes.items():
+        for take, samples in enumerate(clips):
+            write_wav(folder / f"1_{speaker}_{take}.wav", samples, rate)
+    stats, _ = corpus_stats(load_many([tmp_path / "c"]).clips)
+    rows = {r["speaker"]: r for r in speaker_table(stats)}
+    assert rows["cut"]["cut_start"] == pytest.approx(2 / 3) and rows["cut"]["cut_end"] == 1.0
+    assert rows["whole"]["cut_start"] == rows["whole"]["cut_end"] == 0.0
+    [corpus] = corpus_table(stats, 1.0)
+    assert corpus["cut_start"] == pytest.approx(2 / 5) and corpus["cut_end"] == pytest.approx(3 / 5)
+    start, end = edge_levels(np.concatenate([quiet + 1e-3, word]), rate)
+    assert start == pytest.approx(-20 * np.log10(0.5 / np.sqrt(2) / 1e-3), abs=0.2) and end == pytest.approx(0, abs=0.2)
+    assert edge_levels(np.zeros(rate, np.float32), rate) == (0.0, 0.0)

@@ -1,8 +1,9 @@
 """Exploratory data analysis of one or several corpora: PNGs plus a Markdown page.
 
 Per clip: duration, peak level and active speech level (dBFS, the RMS of the
-20 ms frames within 30 dB of the loudest, as ``capture.speech_power``). Per
-speaker and per corpus: their distributions. The MFCC plot shows what the
+20 ms frames within 30 dB of the loudest, as ``capture.speech_power``), and
+whether it starts or ends inside the word (a tightly trimmed take that lost
+its onset or coda). Per speaker and per corpus: their distributions. The MFCC plot shows what the
 model sees: ``clip_features`` (trimmed, normalised per clip) with a colour bar.
 """
 
@@ -21,27 +22,55 @@ from .capture import speech_power
 from .datasets import Clip, load_many, problem_summary
 
 PLOTS = ("waveforms.png", "mfcc.png", "balance.png", "levels.png", "durations.png")
+EDGE_FRAME = 0.02  # seconds
+CUT_EDGE_DB = 15.0
+"""A clip whose first (last) EDGE_FRAME lies within this many dB of its loudest frame starts (ends)
+inside the word: the recording was trimmed into it, and its first (last) sound is missing."""
 
 
 @dataclasses.dataclass(frozen=True)
 class ClipStats:
-    """Duration (s), rate (Hz), peak and active speech level (dBFS) of one readable clip."""
+    """Duration (s), rate (Hz), peak and active speech level (dBFS) of one readable clip, and the
+    levels of its first and last EDGE_FRAME relative to its loudest (dB, at most 0)."""
 
     clip: Clip
     seconds: float
     rate: int
     peak_dbfs: float
     speech_dbfs: float
+    start_db: float
+    end_db: float
 
 
 def _dbfs(power: float) -> float:
     return float(10 * np.log10(max(power, 1e-12)))
 
 
+def edge_levels(samples: np.ndarray, rate: int) -> tuple[float, float]:
+    """Energy of the first and of the last EDGE_FRAME of a clip, in dB relative to its loudest
+    frame (0 for a clip shorter than two frames or silent throughout)."""
+    frame = max(1, int(EDGE_FRAME * rate))
+    n = len(samples) // frame
+    if n < 2:
+        return 0.0, 0.0
+    energy = np.mean(np.square(samples[:n * frame].reshape(n, frame), dtype=np.float64), axis=1)
+    peak = energy.max()
+    if peak <= 0:
+        return 0.0, 0.0
+    return _dbfs(energy[0] / peak), _dbfs(energy[-1] / peak)
+
+
 def clip_stats(clip: Clip) -> ClipStats:
     x, rate = read_wav(clip.path)
     peak = float(np.max(np.abs(x))) if len(x) else 0.0
-    return ClipStats(clip, len(x) / rate, int(rate), _dbfs(peak ** 2), _dbfs(speech_power(x, rate)))
+    return ClipStats(clip, len(x) / rate, int(rate), _dbfs(peak ** 2), _dbfs(speech_power(x, rate)),
+                     *edge_levels(x, int(rate)))
+
+
+def _cut_shares(group: list[ClipStats]) -> dict:
+    """Shares of ``group`` starting and ending inside the word (see CUT_EDGE_DB)."""
+    return {"cut_start": float(np.mean([g.start_db > -CUT_EDGE_DB for g in group])),
+            "cut_end": float(np.mean([g.end_db > -CUT_EDGE_DB for g in group]))}
 
 
 def corpus_stats(clips: list[Clip]) -> tuple[list[ClipStats], list[tuple[str, str]]]:
@@ -56,7 +85,8 @@ def corpus_stats(clips: list[Clip]) -> tuple[list[ClipStats], list[tuple[str, st
 
 
 def speaker_table(stats: list[ClipStats]) -> list[dict]:
-    """Per speaker (corpus order, then name): clips and medians of duration and levels."""
+    """Per speaker (corpus order, then name): clips, medians of duration and levels, and the
+    shares of clips starting and ending inside the word."""
     rows: dict[tuple[str, str], list[ClipStats]] = {}
     for s in stats:
         rows.setdefault((s.clip.corpus, s.clip.speaker), []).append(s)
@@ -65,12 +95,14 @@ def speaker_table(stats: list[ClipStats]) -> list[dict]:
         out.append({"corpus": corpus, "speaker": speaker, "clips": len(group),
                     "seconds": float(np.median([g.seconds for g in group])),
                     "peak_dbfs": float(np.median([g.peak_dbfs for g in group])),
-                    "speech_dbfs": float(np.median([g.speech_dbfs for g in group]))})
+                    "speech_dbfs": float(np.median([g.speech_dbfs for g in group])),
+                    **_cut_shares(group)})
     return out
 
 
 def corpus_table(stats: list[ClipStats], window: float) -> list[dict]:
-    """Per corpus: clips, speakers, rates, duration range and medians of the levels."""
+    """Per corpus: clips, speakers, rates, duration range, medians of the levels and the shares
+    of clips starting and ending inside the word."""
     out = []
     for corpus in sorted({s.clip.corpus for s in stats}):
         group = [s for s in stats if s.clip.corpus == corpus]
@@ -81,7 +113,8 @@ def corpus_table(stats: list[ClipStats], window: float) -> list[dict]:
                     "seconds_median": float(np.median(seconds)), "seconds_min": float(seconds.min()),
                     "seconds_max": float(seconds.max()), "longer_than_window": int((seconds > window).sum()),
                     "peak_dbfs": float(np.median([g.peak_dbfs for g in group])),
-                    "speech_dbfs": float(np.median([g.speech_dbfs for g in group]))})
+                    "speech_dbfs": float(np.median([g.speech_dbfs for g in group])),
+                    **_cut_shares(group)})
     return out
 
 
@@ -241,11 +274,13 @@ def run_eda(data, out, params: FeatureParams | None = None, cache_dir=None, echo
     corpus_md = "\n".join(
         f"| {c['corpus']} | {c['clips']} | {c['speakers']} | {', '.join(str(r) for r in c['rates'])} "
         f"| {c['seconds_median']:.2f} ({c['seconds_min']:.2f}-{c['seconds_max']:.2f}) "
-        f"| {c['longer_than_window']} | {c['peak_dbfs']:.1f} | {c['speech_dbfs']:.1f} |"
+        f"| {c['longer_than_window']} | {c['peak_dbfs']:.1f} | {c['speech_dbfs']:.1f} "
+        f"| {100 * c['cut_start']:.0f}% / {100 * c['cut_end']:.0f}% |"
         for c in corpus_rows)
     speaker_md = "\n".join(
         f"| {s['corpus']} | {s['speaker']} | {s['clips']} | {s['seconds']:.2f} | {s['peak_dbfs']:.1f} "
-        f"| {s['speech_dbfs']:.1f} |" for s in speaker_rows)
+        f"| {s['speech_dbfs']:.1f} | {100 * s['cut_start']:.0f}% / {100 * s['cut_end']:.0f}% |"
+        for s in speaker_rows)
     skipped = problem_summary(ds.problems + unreadable) or "No file skipped."
     names = ", ".join(f"`{Path(p)}`" for p in ([data] if isinstance(data, (str, Path)) else data))
     page = out / "eda.md"
@@ -255,18 +290,21 @@ def run_eda(data, out, params: FeatureParams | None = None, cache_dir=None, echo
 
 ## The corpora side by side
 
-| corpus | clips | speakers | rate (Hz) | duration, s: median (min-max) | longer than {window} s | peak, dBFS (median) | speech, dBFS (median) |
-|---|---:|---:|---|---|---:|---:|---:|
+| corpus | clips | speakers | rate (Hz) | duration, s: median (min-max) | longer than {window} s | peak, dBFS (median) | speech, dBFS (median) | starts / ends inside the word |
+|---|---:|---:|---|---|---:|---:|---:|---:|
 {corpus_md}
 
 ## Levels per speaker
 {_level_notes(speaker_rows)} Peak is the largest sample; speech level is the RMS
-of the 20 ms frames within 30 dB of the loudest frame (silence excluded).
+of the 20 ms frames within 30 dB of the loudest frame (silence excluded). A clip
+starts (ends) inside the word when its first (last) {1000 * EDGE_FRAME:.0f} ms lie within
+{CUT_EDGE_DB:.0f} dB of its loudest {1000 * EDGE_FRAME:.0f} ms: the recording was trimmed into
+the word, and its first (last) sound, such as the "th" of "three", may be missing.
 
 ![levels](levels.png)
 
-| corpus | speaker | clips | duration, s (median) | peak, dBFS (median) | speech, dBFS (median) |
-|---|---|---:|---:|---:|---:|
+| corpus | speaker | clips | duration, s (median) | peak, dBFS (median) | speech, dBFS (median) | starts / ends inside the word |
+|---|---|---:|---:|---:|---:|---:|
 {speaker_md}
 
 ## Durations
