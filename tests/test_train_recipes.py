@@ -27,7 +27,7 @@ from audiomnist_edge.train import cache, synth  # noqa: E402
 from audiomnist_edge.train.datasets import load, load_many, make_split  # noqa: E402
 from audiomnist_edge.train.fit import SEED_FEATURES, load_run_data  # noqa: E402
 from audiomnist_edge.model import Model  # noqa: E402
-from audiomnist_edge.train.evaluate import fold_held_out  # noqa: E402
+from audiomnist_edge.train.evaluate import fold_held_out, per_speaker  # noqa: E402
 from audiomnist_edge.wav import read_wav, read_wav_info  # noqa: E402
 
 EXE = Path(sys.executable).parent / "audiomnist-edge"
@@ -132,6 +132,12 @@ def test_train_with_synthetic_speakers(synth_run, synth_corpus) -> None:
     assert info["recipe"]["synth"] == [str(synth_corpus.resolve())] and info["recipe"]["arch"] == "ann"
 
 
+def test_per_speaker_accuracy_counts_each_speakers_clips() -> None:
+    speakers = ["lucas", "george", "lucas", "george", "george"]
+    assert per_speaker(speakers, np.array([1, 2, 3, 4, 5]), np.array([1, 0, 3, 4, 0])) == \
+        {"george": pytest.approx(1 / 3), "lucas": 1.0}
+
+
 def test_evaluate_only_some_folds(synth_run, cache_dir) -> None:
     result = cli("evaluate", synth_run, "--folds", "--only", "2,1", "--json", "--cache-dir", cache_dir)
     assert result.returncode == 0, result.stderr
@@ -139,6 +145,7 @@ def test_evaluate_only_some_folds(synth_run, cache_dir) -> None:
     rows = folds["folds"]
     assert [(r["fold"], r["test_speakers"], r["n_test"]) for r in rows] == \
         [(2, ["lucas"], 10 * TAKES), (1, ["jackson"], 10 * TAKES)]
+    assert all(r["speakers"] == {r["test_speakers"][0]: r["accuracy"]} for r in rows)  # one speaker per fold
     accuracy = [r["accuracy"] for r in rows]
     assert folds["mean"] == pytest.approx(np.mean(accuracy)) and folds["std"] == pytest.approx(np.std(accuracy))
     assert folds["worst"] == min(accuracy) and folds["worst_fold"] == rows[int(np.argmin(accuracy))]["fold"]
@@ -191,6 +198,8 @@ def test_folds_with_conditions_score_each_fold_model(synth_run, cache_dir, tmp_p
         assert set(table["accuracy"]) >= {"clean", "padded", "babble-5dB", "reverb-0.6s", "telephone"}
         summary = folds["conditions"][decision]
         assert summary["mean"] == table["accuracy"] == summary["worst"]
+    [(speaker, accuracy)] = folds["folds"][0]["speakers"].items()
+    assert f"    {speaker} {accuracy:.3f}\n" in result.stdout
     clip, predict = (folds["conditions"][d]["mean"] for d in ("clip", "predict"))
     for name in clip:
         assert f"{name:<12} {clip[name]:7.2%} ({clip[name]:6.2%})  {predict[name]:7.2%}" in result.stdout
@@ -220,7 +229,9 @@ def test_folds_with_conditions_score_each_fold_model(synth_run, cache_dir, tmp_p
     assert model.warps == (0.9, 1.0)
     (_, _, clips), = fold_held_out(run)
     decided = [model.classify(*read_wav(path)).label == str(digit) for path, digit in clips]
-    assert json.loads(warped.stdout)["folds"][0]["accuracy"] == pytest.approx(np.mean(decided), abs=1e-9)
+    [row] = json.loads(warped.stdout)["folds"]
+    assert row["accuracy"] == pytest.approx(np.mean(decided), abs=1e-9)
+    assert row["speakers"] == {row["test_speakers"][0]: pytest.approx(np.mean(decided), abs=1e-9)}
     # PocketSphinx beside each fold's own model, on that fold's held-out speakers, same audio
     pytest.importorskip("pocketsphinx")
     bench = subprocess.run([sys.executable, "-m", "benchmarks.pocketsphinx_compare", "--folds", str(run),

@@ -150,7 +150,8 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
               help="Split to score (default: the run's own split).")
 @click.option("--fold", type=int, default=None)
 @click.option("--folds", "all_folds", is_flag=True,
-              help="Train and score every speaker-independent fold with the run's recipe.")
+              help="Train and score every speaker-independent fold with the run's recipe "
+                   "(accuracy per fold and per held-out speaker).")
 @click.option("--only", type=str, default=None, help="With --folds: comma-separated fold numbers.")
 @click.option("--rescore", is_flag=True,
               help="With --folds: score the saved int8 fold models (RUN/folds/) again without training, "
@@ -253,6 +254,8 @@ def evaluate(run_or_model, data, split_name, fold, all_folds, only, rescore, war
                 click.echo(f"  fold {row['fold']} {','.join(row['test_speakers']):>28}: "
                            f"accuracy {row['accuracy']:.4f} ({row['keras_accuracy']:.4f}) "
                            f"on {row['n_test']} clips")
+                if "speakers" in row:  # folds.json of earlier versions have no per-speaker figures
+                    click.echo("    " + ", ".join(f"{name} {acc:.3f}" for name, acc in row["speakers"].items()))
             click.echo(f"mean {result['mean']:.4f} ({result['keras']['mean']:.4f})  "
                        f"std {result['std']:.4f}  worst {result['worst']:.4f} "
                        f"({result['keras']['worst']:.4f}, fold {result['worst_fold']})")

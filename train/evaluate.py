@@ -47,6 +47,14 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str] = LABELS) 
     }
 
 
+def per_speaker(speakers: list[str], y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Accuracy (fraction) of each speaker's clips, speakers in name order; ``speakers[i]`` says
+    clip i's speaker, ``y_true`` and ``y_pred`` are label indices."""
+    right = np.asarray(y_true) == np.asarray(y_pred)
+    names = np.asarray(speakers)
+    return {name: float(right[names == name].mean()) for name in sorted(set(speakers))}
+
+
 def plot_confusion(cm, path: Path, title: str, labels: list[str] = LABELS) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -300,7 +308,8 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
     decision on the whole clip and as what ``predict`` reports. ``folds.json``
     is rewritten after every fold, so a stopped run keeps the folds it finished.
 
-    Returns {"split": "speaker", "folds": [...], "mean", "std", "worst", ...}.
+    Returns {"split": "speaker", "folds": [...], "mean", "std", "worst", ...}; each fold row
+    holds its int8 accuracy per held-out speaker ("speakers").
     """
     from ..atomic import write_file
     from ..convert.metadata import describe_model, embed_metadata, folder_names
@@ -327,10 +336,12 @@ def folds(run_dir: str | Path | None, data, recipe=None, params=None,
         keras_m = metrics(arrays.y_test, decision_indices(predict(model, arrays.x_test), labels), labels)
         int8, content = int8_model(model, arrays.x_train, params, labels, warps=warps)
         probabilities = held_out_probabilities(int8, ds, arrays.test, arrays.x_test, cache_dir, progress)
-        m = metrics(arrays.y_test, decision_indices(probabilities, labels), labels)
+        decided = decision_indices(probabilities, labels)
+        m = metrics(arrays.y_test, decided, labels)
         row = {"fold": k, "test_speakers": list(split.test_speakers),
                "accuracy": m["accuracy"], "macro_f1": m["macro"]["f1"],
-               "keras_accuracy": keras_m["accuracy"], "n_test": int(len(arrays.y_test))}
+               "keras_accuracy": keras_m["accuracy"], "n_test": int(len(arrays.y_test)),
+               "speakers": per_speaker([ds.clips[i].speaker for i in arrays.test], arrays.y_test, decided)}
         if conditions:
             from .conditions import DECISIONS, condition_table
 
@@ -415,8 +426,10 @@ def rescore_folds(run_dir: str | Path, cache_dir=None, progress: bool = True, wa
             write_file(path, embed_metadata(artifact.content, {**artifact.metadata, "warps": warps}), force=True)
         model = runtime_model(path.read_bytes(), params, labels, warps=warps)
         probabilities = held_out_probabilities(model, ds, test, x[test], cache_dir, progress)
-        m = metrics(ds.digits[test], decision_indices(probabilities, labels), labels)
-        row.update(accuracy=m["accuracy"], macro_f1=m["macro"]["f1"], n_test=int(len(test)))
+        decided = decision_indices(probabilities, labels)
+        m = metrics(ds.digits[test], decided, labels)
+        row.update(accuracy=m["accuracy"], macro_f1=m["macro"]["f1"], n_test=int(len(test)),
+                   speakers=per_speaker([ds.clips[i].speaker for i in test], ds.digits[test], decided))
         if conditions or "conditions" in row:
             clips = [(ds.clips[i].path, ds.clips[i].digit) for i in split.test]
             row["conditions"] = {d: condition_table(model, clips, seed=seed, progress=progress, decision=d)
