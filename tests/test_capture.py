@@ -264,6 +264,48 @@ def test_cut_edges_keeps_a_seeded_inner_part_of_the_word_without_its_silence():
     assert len(short) >= 400 // 2  # at least half of a short word stays
 
 
+def test_cut_edges_at_a_level_drops_the_weak_onset_and_keeps_the_vowel():
+    """A quiet 60 ms consonant before a loud vowel: a start cut at 10-20 dB below the loudest
+    frame removes the consonant alone; an end cut removes nothing of a vowel that ends loud."""
+    from audiomnist_edge.config import FeatureParams
+    from audiomnist_edge.features import speech_bounds
+
+    rng = np.random.default_rng(0)
+    consonant = (0.03 * rng.standard_normal(int(0.06 * RATE))).astype(np.float32)  # 21.5 dB under the vowel
+    vowel = 0.5 * np.sin(2 * np.pi * 220 * np.arange(int(0.3 * RATE)) / RATE).astype(np.float32)
+    x = np.concatenate([np.zeros(800, np.float32), consonant, vowel, np.zeros(800, np.float32)])
+    start, end = speech_bounds(x, FeatureParams(trim_db=30.0))
+    assert start < 800 + len(consonant) // 2  # the default trim keeps the consonant
+    onset = 800 + len(consonant)
+    lengths = set()
+    for seed in range(40):
+        y = augment.cut_edges(x, RATE, 0.08, np.random.default_rng(seed), level_db=(10.0, 20.0))
+        np.testing.assert_array_equal(y, augment.cut_edges(x, RATE, 0.08, np.random.default_rng(seed),
+                                                           level_db=(10.0, 20.0)))
+        head = start + int(np.flatnonzero(x[start:] == y[0])[0])
+        np.testing.assert_array_equal(x[head:head + len(y)], y)
+        # all of the consonant or none of it (a frame is win_length long: it sees the vowel early)
+        assert head == start or onset - FeatureParams().win_length <= head <= onset
+        assert head + len(y) >= end - FeatureParams().win_length  # the vowel's end stays
+        lengths.add(len(y))
+    assert len(lengths) >= 2  # the start is cut about half the time
+    # the cut never takes more than a quarter of the word
+    long_onset = np.concatenate([np.zeros(800, np.float32), np.tile(consonant, 4), vowel[:800]])
+    first, last = speech_bounds(long_onset, FeatureParams(trim_db=30.0))
+    for seed in range(20):
+        y = augment.cut_edges(long_onset, RATE, 0.08, np.random.default_rng(seed), level_db=(10.0, 20.0))
+        assert len(y) >= (last - first) - 2 * ((last - first) // 4)
+
+
+def test_level_cut_setting_is_optional_and_checked():
+    assert "edge_cut_db" not in AugmentParams().to_dict()  # recipes without it keep their cache keys
+    aug = AugmentParams(edge_cut_db=[6, 15])
+    assert aug.edge_cut_db == (6.0, 15.0) and aug.to_dict()["edge_cut_db"] == (6.0, 15.0)
+    for bad in ((20.0, 10.0), (0.0, 10.0)):
+        with pytest.raises(ValueError, match="edge_cut_db"):
+            AugmentParams(edge_cut_db=bad)
+
+
 def test_edge_cut_spares_the_unknown_class(tmp_path):
     """A non-digit word keeps its edges ("sixty" cut short is a "six"); digits are cut."""
     from audiomnist_edge.config import FeatureParams
@@ -279,9 +321,11 @@ def test_edge_cut_spares_the_unknown_class(tmp_path):
     def features(aug):
         return extract(clips, FeatureParams(), aug, seed=3, cache_dir=tmp_path / "c", progress=False,
                        workers=1)[0]
-    plain, cut = features(AugmentParams(copies=4)), features(AugmentParams(copies=4, edge_cut=0.1))
-    np.testing.assert_array_equal(cut[1], plain[1])
-    assert not np.array_equal(cut[0], plain[0])
+    plain = features(AugmentParams(copies=4))
+    for cutting in (AugmentParams(copies=4, edge_cut=0.1), AugmentParams(copies=4, edge_cut_db=(6.0, 15.0))):
+        cut = features(cutting)
+        np.testing.assert_array_equal(cut[1], plain[1])
+        assert not np.array_equal(cut[0], plain[0])
 
 
 def test_warp_up_widens_the_warp_range_above_one_and_nothing_else():

@@ -145,7 +145,7 @@ def extract(clips: list[Clip], params: FeatureParams, aug: AugmentParams | None 
     ok = np.zeros(len(clips), dtype=bool)
     problems: list[tuple[str, str]] = []
     # a non-digit word keeps its edges: "sixty" cut short would be a "six" labelled unknown
-    word_aug = dataclasses.replace(aug, edge_cut=0.0).to_dict() if aug else None
+    word_aug = dataclasses.replace(aug, edge_cut=0.0, edge_cut_db=None).to_dict() if aug else None
     jobs = [(i, str(c.path), params.to_json(), (aug.to_dict() if c.digit < len(LABELS) else word_aug)
              if aug else None, n_copies, seed, backwards, warp) for i, c in enumerate(clips)]
     workers = workers or min(2, os.cpu_count() or 1)
