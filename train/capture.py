@@ -106,14 +106,23 @@ def power(samples: np.ndarray) -> float:
     return float(np.mean(np.square(samples, dtype=np.float64))) if len(samples) else 0.0
 
 
+LEVEL_FRAME = 0.02  # seconds
+
+
+def frame_powers(samples: np.ndarray, rate: int) -> tuple[np.ndarray, int]:
+    """(mean square of each whole LEVEL_FRAME frame, shape (n,) float64; frame length in samples);
+    a trailing part frame is left out."""
+    frame = max(1, int(LEVEL_FRAME * rate))
+    n = len(samples) // frame
+    x = np.asarray(samples[:n * frame], dtype=np.float64).reshape(n, frame)
+    return np.mean(x ** 2, axis=1), frame
+
+
 def speech_power(samples: np.ndarray, rate: int, range_db: float = 30.0) -> float:
     """Active speech power: mean power of the 20 ms frames within ``range_db`` of the loudest."""
-    x = np.asarray(samples, dtype=np.float64)
-    frame = max(1, int(0.02 * rate))
-    n = len(x) // frame
-    if n == 0:
-        return power(x)
-    energy = np.mean(x[:n * frame].reshape(n, frame) ** 2, axis=1)
+    energy, _ = frame_powers(samples, rate)
+    if len(energy) == 0:
+        return power(samples)
     peak = energy.max()
     if peak <= 0:
         return 0.0
@@ -481,11 +490,9 @@ def load_babble_bank(path: str | Path) -> tuple[np.ndarray, ...]:
 def active_part(samples: np.ndarray, rate: int, range_db: float = 30.0) -> np.ndarray:
     """From the first to the last 20 ms frame within ``range_db`` of the loudest."""
     x = np.asarray(samples, dtype=np.float32)
-    frame = max(1, int(0.02 * rate))
-    n = len(x) // frame
-    if n == 0:
+    energy, frame = frame_powers(x, rate)
+    if len(energy) == 0:
         return x
-    energy = np.mean(x[:n * frame].astype(np.float64).reshape(n, frame) ** 2, axis=1)
     if energy.max() <= 0:
         return x[:0]
     loud = np.flatnonzero(energy >= energy.max() * 10.0 ** (-range_db / 10.0))

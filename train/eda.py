@@ -18,20 +18,19 @@ from ..config import FeatureParams
 from ..features import clip_features
 from ..resample import resample
 from ..wav import read_wav
-from .capture import speech_power
+from .capture import LEVEL_FRAME, frame_powers, speech_power
 from .datasets import Clip, load_many, problem_summary
 
 PLOTS = ("waveforms.png", "mfcc.png", "balance.png", "levels.png", "durations.png")
-EDGE_FRAME = 0.02  # seconds
 CUT_EDGE_DB = 15.0
-"""A clip whose first (last) EDGE_FRAME lies within this many dB of its loudest frame starts (ends)
+"""A clip whose first (last) 20 ms frame (capture.LEVEL_FRAME) lies within this many dB of its loudest frame starts (ends)
 inside the word: the recording was trimmed into it, and its first (last) sound is missing."""
 
 
 @dataclasses.dataclass(frozen=True)
 class ClipStats:
     """Duration (s), rate (Hz), peak and active speech level (dBFS) of one readable clip, and the
-    levels of its first and last EDGE_FRAME relative to its loudest (dB, at most 0)."""
+    levels of its first and last 20 ms relative to its loudest (dB, at most 0)."""
 
     clip: Clip
     seconds: float
@@ -47,13 +46,11 @@ def _dbfs(power: float) -> float:
 
 
 def edge_levels(samples: np.ndarray, rate: int) -> tuple[float, float]:
-    """Energy of the first and of the last EDGE_FRAME of a clip, in dB relative to its loudest
+    """Energy of the first and of the last 20 ms frame of a clip, in dB relative to its loudest
     frame (0 for a clip shorter than two frames or silent throughout)."""
-    frame = max(1, int(EDGE_FRAME * rate))
-    n = len(samples) // frame
-    if n < 2:
+    energy, _ = frame_powers(samples, rate)
+    if len(energy) < 2:
         return 0.0, 0.0
-    energy = np.mean(np.square(samples[:n * frame].reshape(n, frame), dtype=np.float64), axis=1)
     peak = energy.max()
     if peak <= 0:
         return 0.0, 0.0
@@ -297,8 +294,8 @@ def run_eda(data, out, params: FeatureParams | None = None, cache_dir=None, echo
 ## Levels per speaker
 {_level_notes(speaker_rows)} Peak is the largest sample; speech level is the RMS
 of the 20 ms frames within 30 dB of the loudest frame (silence excluded). A clip
-starts (ends) inside the word when its first (last) {1000 * EDGE_FRAME:.0f} ms lie within
-{CUT_EDGE_DB:.0f} dB of its loudest {1000 * EDGE_FRAME:.0f} ms: the recording was trimmed into
+starts (ends) inside the word when its first (last) {1000 * LEVEL_FRAME:.0f} ms lie within
+{CUT_EDGE_DB:.0f} dB of its loudest {1000 * LEVEL_FRAME:.0f} ms: the recording was trimmed into
 the word, and its first (last) sound, such as the "th" of "three", may be missing.
 
 ![levels](levels.png)
