@@ -88,6 +88,11 @@ class FeatureParams:
     leaves them out."""
     raw_std: tuple[float, ...] | None = None
     """Per-coefficient scale of the raw columns (see raw_mean), each positive."""
+    cmn_scale: tuple[float, ...] | None = None
+    """With cmvn: divide each coefficient, after its clip mean is taken away, by this fixed
+    per-coefficient scale (n_mfcc positive values) instead of by the clip's own standard
+    deviation, so a clip keeps how much each coefficient moves. None (the default) divides
+    by the clip's deviation."""
     pcen_seconds: float | None = None
     """Time constant, in seconds, of per-channel energy normalisation (``features.pcen``) in
     place of the dB scale: each mel band divided by its own recent average, then
@@ -131,6 +136,11 @@ class FeatureParams:
                 problems.append(f"raw_mean and raw_std need n_mfcc ({self.n_mfcc}) values each")
             if any(v <= 0 for v in self.raw_std):
                 problems.append("raw_std values must be positive")
+        if self.cmn_scale is not None:
+            if not self.cmvn:
+                problems.append("cmn_scale needs cmvn")
+            if len(self.cmn_scale) != self.n_mfcc or any(v <= 0 for v in self.cmn_scale):
+                problems.append(f"cmn_scale needs n_mfcc ({self.n_mfcc}) positive values")
         if self.pcen_seconds is not None and not 0 < self.pcen_seconds <= 10:
             problems.append("pcen_seconds must be in (0, 10]")
         if problems:
@@ -274,7 +284,8 @@ _FIELD_TYPES: dict[str, tuple] = {
     "cmvn": (bool,),
     "raw_mean": (tuple, None),
     "raw_std": (tuple, None),
+    "cmn_scale": (tuple, None),
     "pcen_seconds": (float, None),
 }
-_OPTIONAL_FIELDS = ("raw_mean", "raw_std", "pcen_seconds")
+_OPTIONAL_FIELDS = ("raw_mean", "raw_std", "cmn_scale", "pcen_seconds")
 """Fields added after models were shipped: absent from to_dict (and the hash) while None."""

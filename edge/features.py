@@ -229,9 +229,12 @@ def centre_crop(samples: np.ndarray, length: int) -> np.ndarray:
     return samples[excess // 2 : excess // 2 + length]
 
 
-def cmvn(features: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    """Zero mean, unit variance per coefficient over the frames (axis 0)."""
+def cmvn(features: np.ndarray, scale=None, eps: float = 1e-5) -> np.ndarray:
+    """Zero mean per coefficient over the frames (axis 0) of a (k, d) matrix, divided by
+    each coefficient's standard deviation over them, or by the fixed ``scale`` (d values)."""
     mean = features.mean(axis=0, keepdims=True)
+    if scale is not None:
+        return (features - mean) / np.asarray(scale, np.float32)
     std = features.std(axis=0, keepdims=True)
     return (features - mean) / np.maximum(std, eps)
 
@@ -258,12 +261,12 @@ def clip_features(samples: np.ndarray, params: FeatureParams, warp: float = 1.0)
     """The model's input for one utterance, shape params.input_shape.
 
     Trim silence, keep at most one clip of speech (the middle), compute MFCCs of
-    the speech alone, normalise them per clip (params.cmvn), append the raw
+    the speech alone, normalise them per clip (params.cmvn, params.cmn_scale), append the raw
     MFCCs standardised by params.raw_mean and raw_std when set, and centre them
     in the clip's frame grid with zeros around.
     """
     raw = speech_mfcc(samples, params, warp)
-    coefficients = cmvn(raw) if params.cmvn else raw
+    coefficients = cmvn(raw, params.cmn_scale) if params.cmvn else raw
     if params.raw_mean is not None and params.raw_std is not None:
         standardised = (raw - np.asarray(params.raw_mean, np.float32)) / np.asarray(params.raw_std, np.float32)
         coefficients = np.concatenate([coefficients, standardised], axis=1)

@@ -45,7 +45,7 @@ ALTERNATIVES = {
 
 def test_alternatives_cover_every_tunable_field() -> None:
     fields = {f.name for f in dataclasses.fields(FeatureParams)}
-    assert fields - set(ALTERNATIVES) == {"pad_mode", "dct_type", "raw_mean", "raw_std"}
+    assert fields - set(ALTERNATIVES) == {"pad_mode", "dct_type", "raw_mean", "raw_std", "cmn_scale"}
 
 
 @pytest.mark.parametrize("field,value", sorted(ALTERNATIVES.items()))
@@ -84,6 +84,17 @@ def test_pcen_time_constant_must_be_positive_and_at_most_10_s(value: float) -> N
     ({**RAW, "raw_mean": 3.0}, "finite numbers"),
 ])
 def test_bad_raw_columns_are_refused(changes: dict, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        FeatureParams(**changes)
+
+
+@pytest.mark.parametrize("changes,problem", [
+    ({"cmn_scale": [1.0] * 19}, "n_mfcc"),
+    ({"cmn_scale": [1.0] * 19 + [0.0]}, "positive"),
+    ({"cmn_scale": [1.0] * 20, "cmvn": False}, "needs cmvn"),
+])
+def test_bad_cmn_scale_is_refused(changes: dict, problem: str) -> None:
+    assert "cmn_scale" not in FeatureParams().to_json()
     with pytest.raises(ConfigError, match=problem):
         FeatureParams(**changes)
 

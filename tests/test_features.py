@@ -67,6 +67,23 @@ def test_raw_columns_follow_the_normalised_ones_and_keep_the_level() -> None:
     np.testing.assert_allclose(loud[:, :20], quiet[:, :20], atol=0.1)
 
 
+def test_fixed_cmn_scale_keeps_how_much_each_coefficient_moves() -> None:
+    """With cmn_scale each coefficient loses its clip mean and is divided by the fixed scale, not by
+    its own deviation: a burst that swells more moves c0 more, and gain still changes nothing."""
+    scale = (40.0,) + (10.0,) * 19
+    params = FeatureParams(cmn_scale=scale)
+    burst = noise(0.3, 8000, seed=6)
+    flat, swell = burst * np.hanning(2400).astype(np.float32) ** 0.2, burst * np.hanning(2400).astype(np.float32)
+    x = clip_features(swell, params)
+    speech = np.any(x != 0, axis=1)
+    start, end = speech_bounds(swell, params)
+    raw = mfcc(swell[start:end], params)
+    np.testing.assert_allclose(x[speech], (raw - raw.mean(axis=0)) / np.asarray(scale), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(x, clip_features(0.1 * swell, params), atol=1e-3)
+    y = clip_features(flat, params)
+    assert x[speech, 0].std() > 1.5 * y[np.any(y != 0, axis=1), 0].std()
+
+
 @pytest.mark.parametrize("samples", [np.zeros(8000, np.float32), np.zeros(1, np.float32),
                                      noise(0.005, 8000), noise(3.0, 8000)])
 def test_degenerate_and_long_inputs_keep_the_shape_and_stay_finite(samples: np.ndarray) -> None:

@@ -1,4 +1,5 @@
-"""Constants for the raw MFCC columns (FeatureParams.raw_mean and raw_std).
+"""Constants for the raw MFCC columns (FeatureParams.raw_mean and raw_std) and for
+normalising by a fixed scale (FeatureParams.cmn_scale).
 
 A model with raw columns sees the MFCCs before per-clip normalisation beside the
 normalised ones. An int8 model quantizes its whole input with one scale, and the
@@ -8,12 +9,15 @@ measures them on the speech frames of a set of corpus folders. Measure them on
 clips every fold trains on (the synthetic speakers) and no held-out speaker
 informs the input scale.
 
-    python -m audiomnist_edge.train.raw_stats --data DIR [--data DIR ...] [--max-clips N]
+    python -m audiomnist_edge.train.raw_stats --data DIR [--data DIR ...] [--max-clips N] [--cmn]
 
 prints the ``--set features.raw_mean=[...] --set features.raw_std=[...]`` arguments
 of ``evaluate --folds`` (the same keys go into a features.json for ``train``), so
 
     audiomnist-edge evaluate runs/default --folds $(python -m audiomnist_edge.train.raw_stats ...) --out runs/raw
+
+With ``--cmn`` it prints ``--set features.cmn_scale=[...]``: each coefficient's
+deviation from its clip's mean, pooled over the clips.
 """
 
 from __future__ import annotations
@@ -39,6 +43,16 @@ def raw_mfcc_stats(paths: list[Path], params: FeatureParams) -> tuple[tuple[floa
             tuple(round(max(float(v), 0.1), 1) for v in pooled.std(axis=0)))
 
 
+def cmn_scale(paths: list[Path], params: FeatureParams) -> tuple[float, ...]:
+    """Standard deviation per coefficient (n_mfcc values, rounded to 0.01) of the MFCCs of
+    the clips' trimmed speech less each clip's own mean, pooled: a fixed ``cmn_scale``."""
+    centred = []
+    for path in paths:
+        raw = speech_mfcc(load_samples(path, params.sample_rate), params)
+        centred.append(raw - raw.mean(axis=0))
+    return tuple(round(max(float(v), 0.01), 2) for v in np.concatenate(centred).std(axis=0))
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
@@ -46,15 +60,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", action="append", required=True, help="a corpus folder (repeatable)")
     parser.add_argument("--max-clips", type=int, default=1000, help="clips drawn at random (seed 0)")
     parser.add_argument("--features", help="features.json of the run to measure for (default: the defaults)")
+    parser.add_argument("--cmn", action="store_true", help="print a cmn_scale instead of raw_mean and raw_std")
     args = parser.parse_args(argv)
     try:
         params = FeatureParams.from_json(Path(args.features).read_text()) if args.features else FeatureParams()
         clips = load_many(args.data, synthetic=True).clips
         chosen = np.random.default_rng(0).permutation(len(clips))[: args.max_clips]
-        mean, std = raw_mfcc_stats([clips[i].path for i in sorted(chosen)], params)
+        paths = [clips[i].path for i in sorted(chosen)]
+        if args.cmn:
+            scale = cmn_scale(paths, params)
+        else:
+            mean, std = raw_mfcc_stats(paths, params)
     except (EdgeError, OSError) as exc:
         sys.exit(f"error: {exc}")
     compact = {"separators": (",", ":")}  # no spaces: the line splits into four arguments in $(...)
+    if args.cmn:
+        print(f"--set features.cmn_scale={json.dumps(list(scale), **compact)}")
+        return
     print(f"--set features.raw_mean={json.dumps(list(mean), **compact)} "
           f"--set features.raw_std={json.dumps(list(std), **compact)}")
 
