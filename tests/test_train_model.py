@@ -127,3 +127,30 @@ def test_missing_extra_is_one_line(tmp_path):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "[train]" in lines[0] and "tensorflow" in lines[0]
+
+
+def test_ensemble_averages_members_trained_alone(official, tmp_path):
+    """arch "ensemble": each member is the model its own recipe trains (member 1 with seed + 1), the
+    output is the mean of theirs, and the whole saves, loads and converts to one int8 model."""
+    import keras
+    from audiomnist_edge.convert.quantize import convert_keras, representative_set
+    from audiomnist_edge.interpreter import create_interpreter
+
+    arrays, recipe = official
+    recipe = Recipe(**{**recipe.__dict__, "epochs": 2})
+    members = [{"width": 8}, {"width": 8, "pooling": "attention"}]
+    ensemble, history, _ = train_model(arrays, FeatureParams(), Recipe(
+        **{**recipe.__dict__, "arch": "ensemble", "model_kwargs": {"members": members}}))
+    alone = [train_model(arrays, FeatureParams(), Recipe(**{**recipe.__dict__, "model_kwargs": m, "seed": i}))[0]
+             for i, m in enumerate(members)]
+    x = arrays.x_test[:50]
+    np.testing.assert_allclose(predict(ensemble, x), np.mean([predict(m, x) for m in alone], axis=0), atol=1e-5)
+    assert len(history["members"]) == 2 and len(history["members"][1]["loss"]) == 2
+    ensemble.save(tmp_path / "model.keras")
+    again = keras.models.load_model(tmp_path / "model.keras", compile=False)
+    np.testing.assert_allclose(predict(again, x), predict(ensemble, x), atol=1e-6)
+    interpreter, _ = create_interpreter(convert_keras(ensemble, representative_set(arrays.x_train, 50), "int8"))
+    assert np.dtype(interpreter.get_input_details()[0]["dtype"]) == np.int8
+    with pytest.raises(ValueError, match="at least two members"):
+        train_model(arrays, FeatureParams(), Recipe(**{**recipe.__dict__, "arch": "ensemble",
+                                                       "model_kwargs": {"members": members[:1]}}))

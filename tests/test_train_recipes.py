@@ -441,3 +441,20 @@ def test_feature_cache_is_reused_and_invalidated(tiny_corpus, tmp_path, monkeypa
     x_off, _, _ = cache.extract(clips, cmvn_off, cache_dir=where, progress=False)
     assert calls[-1] == 10 and len(calls) == 5
     assert np.array_equal(x_off[0], clip_features(read_wav(clips[0].path)[0], cmvn_off))
+
+
+def test_cnn_columns_reads_only_its_part_of_the_input() -> None:
+    """columns=(0, 20) on (101, 40): the raw columns 20-39 do not reach the output; a bad range is refused."""
+    from audiomnist_edge.train.models import build
+
+    x = np.random.default_rng(0).normal(size=(4, 101, 40)).astype(np.float32)
+    model = build("cnn", (101, 40), x, columns=(0, 20))
+    changed = x.copy()
+    changed[..., 20:] += 5.0
+    np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(model(changed)))
+    changed[..., :20] += 5.0
+    assert not np.allclose(np.asarray(model(x)), np.asarray(model(changed)))
+    np.testing.assert_allclose(np.asarray(model.get_layer("standardise").mean).ravel(), x[..., :20].mean(axis=(0, 1)),
+                               rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="not a range"):
+        build("cnn", (101, 40), x, columns=(10, 50))

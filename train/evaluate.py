@@ -84,12 +84,15 @@ def plot_curves(history: dict, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    members = history.get("members", [history])  # an ensemble: one set of curves per member
     for ax, key in zip(axes, ("loss", "accuracy")):
-        for prefix, style in (("", "-"), ("val_", "--")):
-            if prefix + key in history:
-                values = history[prefix + key]
-                ax.plot(range(1, len(values) + 1), values, style,
-                        label=("validation " if prefix else "training ") + key)
+        for k, member in enumerate(members):
+            for prefix, style in (("", "-"), ("val_", "--")):
+                if prefix + key in member:
+                    values = member[prefix + key]
+                    name = ("validation " if prefix else "training ") + key
+                    ax.plot(range(1, len(values) + 1), values, style, color=f"C{k}",
+                            label=f"member {k + 1}, {name}" if len(members) > 1 else name)
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)

@@ -300,6 +300,8 @@ def train_model(arrays: Arrays, params: FeatureParams, recipe: Recipe, verbose: 
     ``echo``, when given, receives one progress line per epoch (unless Keras's
     own ``verbose`` output is on).
     """
+    if recipe.arch == "ensemble":
+        return _train_ensemble(arrays, params, recipe, verbose, echo)
     tf = _quiet_tf()
     import keras
 
@@ -343,6 +345,29 @@ def train_model(arrays: Arrays, params: FeatureParams, recipe: Recipe, verbose: 
     clean.set_weights(model.get_weights())
     del tf
     return clean, {k: [float(v) for v in vs] for k, vs in history.history.items()}, seconds
+
+
+def _train_ensemble(arrays: Arrays, params: FeatureParams, recipe: Recipe, verbose: int, echo):
+    """``arch="ensemble"``: train each of ``model_kwargs["members"]`` (dicts of a member's
+    ``arch``, default "cnn", and its model_kwargs) alone on the same examples with seed
+    ``recipe.seed + i``, then average their probabilities in one model (``models.average``).
+    The first member is the model the recipe with its arch and kwargs alone would train.
+    Returns (model, {"members": [history, ...]}, seconds)."""
+    from .models import average
+
+    members = recipe.model_kwargs.get("members") or []
+    if len(members) < 2 or set(recipe.model_kwargs) != {"members"}:
+        raise ValueError('an ensemble needs model_kwargs {"members": [...]} with at least two members')
+    models, histories, seconds = [], [], 0.0
+    for i, member in enumerate(members):
+        kwargs = dict(member)
+        single = dataclasses.replace(recipe, arch=kwargs.pop("arch", "cnn"), model_kwargs=kwargs, seed=recipe.seed + i)
+        say = (lambda line, i=i: echo(f"member {i + 1}/{len(members)}  {line}")) if echo else None
+        model, history, s = train_model(arrays, params, single, verbose, say)
+        models.append(model)
+        histories.append(history)
+        seconds += s
+    return average(models, params.input_shape), {"members": histories}, seconds
 
 
 def predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -422,18 +447,24 @@ def run(data, out: str | Path | None = None, split_name: str = "official",
     with new_folder(out, force) as folder:  # the run appears whole, or not at all
         model.save(folder / "model.keras")
         (folder / "features.json").write_text(params.to_json() + "\n")
-        norm = model.get_layer("standardise")
-        (folder / "normalisation.json").write_text(json.dumps({
-            "axis": -1, "mean": np.asarray(norm.mean).ravel().tolist(),
-            "variance": np.asarray(norm.variance).ravel().tolist(),
-            "note": "global per-coefficient statistics of the training split; applied inside the model"},
-            indent=1) + "\n")
+        (folder / "normalisation.json").write_text(json.dumps(normalisation(model), indent=1) + "\n")
         (folder / "run.json").write_text(json.dumps(info, indent=1) + "\n")
         (folder / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
         write_report(folder, info, result, history)
     echo(f"{split.describe()}: accuracy {result['accuracy']:.4f} on {len(arrays.y_test)} clips "
          f"-> {out} ({time.time() - t0:.0f} s)")
     return out
+
+
+def normalisation(model) -> dict:
+    """The global per-coefficient statistics inside a model (its ``standardise`` layer), for
+    normalisation.json; an ensemble's as {"members": [...]}, one per member."""
+    if model.name == "ensemble":
+        return {"members": [normalisation(layer) for layer in model.layers if hasattr(layer, "get_layer")]}
+    norm = model.get_layer("standardise")
+    return {"axis": -1, "mean": np.asarray(norm.mean).ravel().tolist(),
+            "variance": np.asarray(norm.variance).ravel().tolist(),
+            "note": "global per-coefficient statistics of the training split; applied inside the model"}
 
 
 def read_run(run_dir: str | Path) -> tuple[dict, FeatureParams, Recipe]:

@@ -48,25 +48,45 @@ def _conv_bn(x, filters, kernel, strides=(1, 1)):
     return keras.layers.ReLU()(x)
 
 
-def build_cnn(input_shape, x_train, width=32, dropout=0.3, n_classes=10, pooling="segments", channels=1):
+def _select_columns(x, input_shape, columns):
+    """Layers keeping input columns ``start:stop`` of a (frames, n) input, shape (frames, stop - start)."""
+    import keras
+
+    frames, n = input_shape
+    start, stop = columns
+    x = keras.layers.Reshape((frames, n, 1))(x)
+    x = keras.layers.Cropping2D(((0, 0), (start, n - stop)))(x)
+    return keras.layers.Reshape((frames, stop - start))(x)
+
+
+def build_cnn(input_shape, x_train, width=32, dropout=0.3, n_classes=10, pooling="segments", channels=1,
+              columns=None):
     """A small 2-D CNN over (time, coefficient): 3 conv blocks, pooling, dense head.
 
     ``pooling``: "segments" averages the last block into 4 time segments in order (where in the
     window a sound is matters); "attention" weighs its frames by a learned score and adds their
     maximum (where it is does not matter). ``channels``: the input's columns are that many blocks
     of equal width (normalised and raw MFCCs: 2), stacked as channels of one coefficient axis, so
-    only the first convolution grows."""
+    only the first convolution grows. ``columns``: (start, stop), the network reads only these input
+    columns (an ensemble member given part of the input, e.g. the normalised MFCCs of a matrix that
+    also holds raw ones); None reads them all."""
     import keras
 
-    frames, columns = input_shape
-    if channels < 1 or columns % channels:
-        raise ValueError(f"{columns} input columns do not split into {channels} channels")
+    frames, n = input_shape
     inputs = keras.Input(shape=input_shape, name="mfcc")
-    x = _normalization(x_train)(inputs)
+    x = inputs
+    if columns is not None:
+        start, stop = columns
+        if not 0 <= start < stop <= n:
+            raise ValueError(f"columns {list(columns)} are not a range within the input's {n}")
+        x, x_train, n = _select_columns(x, input_shape, columns), x_train[..., start:stop], stop - start
+    if channels < 1 or n % channels:
+        raise ValueError(f"{n} input columns do not split into {channels} channels")
+    x = _normalization(x_train)(x)
     if channels == 1:
-        x = keras.layers.Reshape((frames, columns, 1))(x)
+        x = keras.layers.Reshape((frames, n, 1))(x)
     else:
-        x = keras.layers.Reshape((frames, channels, columns // channels))(x)
+        x = keras.layers.Reshape((frames, channels, n // channels))(x)
         x = keras.layers.Permute((1, 3, 2))(x)  # (frames, coefficient, channel)
     x = _conv_bn(x, width // 2, (5, 3), strides=(2, 1))
     x = keras.layers.MaxPooling2D((2, 2))(x)
@@ -145,8 +165,20 @@ def build_tcresnet(input_shape, x_train, width=16, dropout=0.3, n_classes=10):
     return keras.Model(inputs, outputs, name="tcresnet")
 
 
+def average(members, input_shape):
+    """One model whose output is the mean of the ``members``' probabilities, all fed the same input:
+    an ensemble the device runs as one TFLite model."""
+    import keras
+
+    inputs = keras.Input(shape=tuple(input_shape), name="mfcc")
+    outputs = [keras.Model(m.input, m.output, name=f"member{i}")(inputs) for i, m in enumerate(members)]
+    return keras.Model(inputs, keras.layers.Average(name="digit")(outputs), name="ensemble")
+
+
 def build(arch: str, input_shape, x_train, **kwargs):
     builders = {"ann": build_ann, "cnn": build_cnn, "dscnn": build_dscnn, "tcresnet": build_tcresnet}
+    if arch == "ensemble":
+        raise ValueError("an ensemble's members are trained one by one (fit.train_model), not built at once")
     if arch not in builders:
         raise ValueError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
     return builders[arch](tuple(input_shape), x_train, **kwargs)
