@@ -458,3 +458,29 @@ def test_cnn_columns_reads_only_its_part_of_the_input() -> None:
                                rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="not a range"):
         build("cnn", (101, 40), x, columns=(10, 50))
+
+
+def test_train_set_makes_an_ensemble_that_converts_and_predicts(tiny_corpus, cache_dir, tmp_path) -> None:
+    """`train --set arch=ensemble --set model_kwargs=...`: one run folder, one model file of both
+    members, which `predict` runs; a bad setting is one line and exit 1 before any training. (A model
+    trained on 70 clips is too unsure for convert's int8 agreement floor; test_train_model converts an
+    ensemble to int8.)"""
+    out = tmp_path / "pair"
+    members = '{"members": [{"width": 16}, {"width": 24}]}'
+    result = cli("train", "--data", tiny_corpus, "--split", "speaker", "--fold", "0", *TINY, "--cache-dir",
+                 cache_dir, "--set", "arch=ensemble", "--set", f"model_kwargs={members}", "--set", "epochs=4",
+                 "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "member 2/2  epoch 4/4" in result.stderr
+    info = json.loads((out / "run.json").read_text())
+    assert info["recipe"]["arch"] == "ensemble" and len(info["history"]["members"]) == 2
+    assert len(json.loads((out / "normalisation.json").read_text())["members"]) == 2
+    converted = cli("convert", out, "--quant", "float32")
+    assert converted.returncode == 0, converted.stderr
+    said = cli("predict", tiny_corpus / "recordings" / "3_george_0.wav", "--model", out / "model-float32.tflite",
+               "--json")
+    assert said.returncode == 0 and json.loads(said.stdout)
+    for setting, problem in (("arch=ensemble", "at least two"), ("widht=3", "no such setting")):
+        bad = cli("train", "--data", tiny_corpus, *TINY, "--set", setting, "--out", tmp_path / "bad")
+        assert bad.returncode != 0 and problem in bad.stderr and "Traceback" not in bad.stderr
+        assert not (tmp_path / "bad").exists()

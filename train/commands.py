@@ -102,10 +102,13 @@ def _echo(message: str) -> None:
               help="Share of the teachers' probabilities in each training target.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Feature cache (default ~/.cache/audiomnist-edge or $AUDIOMNIST_EDGE_CACHE).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Any other recipe field (arch, model_kwargs), augment.FIELD or features.FIELD, VALUE "
+                   "JSON, applied after the options above, as `evaluate --folds --set` does; repeatable.")
 @click.option("-v", "--verbose", is_flag=True, help="Print Keras progress per epoch.")
 def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning_rate, seed, copies,
           capture, warp_up, edge_cut, synth, synth_copies, backwards_unknown, features, patience, width,
-          label_smoothing, spec_masks, mixup, teachers, teacher_weight, cache_dir, verbose):
+          label_smoothing, spec_masks, mixup, teachers, teacher_weight, cache_dir, settings, verbose):
     """Train a model on a corpus and write a run folder.
 
     \b
@@ -117,6 +120,8 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
       audiomnist-edge train --data ../shared/datasets/fsdd --data ../shared/datasets/hd-en \\
           --split speaker --fold 2
       audiomnist-edge train --data DIR --arch ann --features seed --augment 0
+      audiomnist-edge train --data DIR --set arch=ensemble \\
+          --set 'model_kwargs={"members": [{"width": 32}, {"width": 32, "pooling": "attention"}]}'
     """
     if features not in ("default", "seed") and not os.path.isfile(features):
         raise click.BadParameter(f"{features!r} is not 'default', 'seed' or a features.json file",
@@ -138,6 +143,10 @@ def train(data, arch, split_name, fold, out, force, epochs, batch_size, learning
         params = resolve_params(features)
     except (OSError, UnicodeDecodeError) as exc:
         raise click.BadParameter(f"cannot read {features}: {exc}", param_hint="--features") from None
+    if settings:
+        from .variant import apply_settings
+
+        recipe, params = apply_settings(recipe, params, settings)
     run(data, out, split_name, fold, recipe, params, cache_dir,
         progress=True, verbose=2 if verbose else 0, echo=_echo, force=force)
 

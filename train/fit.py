@@ -81,6 +81,12 @@ class Recipe:
     def __post_init__(self):
         if self.babble not in BABBLE_SOURCES:
             raise ValueError(f"babble must be one of {', '.join(BABBLE_SOURCES)}, not {self.babble!r}")
+        if self.arch == "ensemble":
+            members = self.model_kwargs.get("members")
+            if set(self.model_kwargs) != {"members"} or not isinstance(members, list) or len(members) < 2 \
+                    or not all(isinstance(m, dict) for m in members):
+                raise ValueError('an ensemble needs model_kwargs {"members": [{...}, {...}]}: at least two '
+                                 'members, each a dict of its arch (default cnn) and model_kwargs')
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -355,9 +361,7 @@ def _train_ensemble(arrays: Arrays, params: FeatureParams, recipe: Recipe, verbo
     Returns (model, {"members": [history, ...]}, seconds)."""
     from .models import average
 
-    members = recipe.model_kwargs.get("members") or []
-    if len(members) < 2 or set(recipe.model_kwargs) != {"members"}:
-        raise ValueError('an ensemble needs model_kwargs {"members": [...]} with at least two members')
+    members = recipe.model_kwargs["members"]  # checked by Recipe
     models, histories, seconds = [], [], 0.0
     for i, member in enumerate(members):
         kwargs = dict(member)
