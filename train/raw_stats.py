@@ -35,22 +35,24 @@ from .cache import load_samples
 from .datasets import load_many
 
 
+def _speech_mfccs(paths: list[Path], params: FeatureParams) -> list[np.ndarray]:
+    """The MFCCs of each clip's trimmed speech, the frames ``clip_features`` normalises, (k, n_mfcc) each."""
+    return [speech_mfcc(load_samples(path, params.sample_rate), params) for path in paths]
+
+
 def raw_mfcc_stats(paths: list[Path], params: FeatureParams) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean and standard deviation per coefficient (n_mfcc each, rounded to 0.1) of the
-    MFCCs of the clips' trimmed speech, the frames ``clip_features`` normalises, pooled."""
-    pooled = np.concatenate([speech_mfcc(load_samples(path, params.sample_rate), params) for path in paths])
+    clips' speech MFCCs, pooled."""
+    pooled = np.concatenate(_speech_mfccs(paths, params))
     return (tuple(round(float(v), 1) for v in pooled.mean(axis=0)),
             tuple(round(max(float(v), 0.1), 1) for v in pooled.std(axis=0)))
 
 
 def cmn_scale(paths: list[Path], params: FeatureParams) -> tuple[float, ...]:
-    """Standard deviation per coefficient (n_mfcc values, rounded to 0.01) of the MFCCs of
-    the clips' trimmed speech less each clip's own mean, pooled: a fixed ``cmn_scale``."""
-    centred = []
-    for path in paths:
-        raw = speech_mfcc(load_samples(path, params.sample_rate), params)
-        centred.append(raw - raw.mean(axis=0))
-    return tuple(round(max(float(v), 0.01), 2) for v in np.concatenate(centred).std(axis=0))
+    """Standard deviation per coefficient (n_mfcc values, rounded to 0.01) of the clips' speech
+    MFCCs less each clip's own mean, pooled: a fixed ``cmn_scale``."""
+    pooled = np.concatenate([raw - raw.mean(axis=0) for raw in _speech_mfccs(paths, params)])
+    return tuple(round(max(float(v), 0.01), 2) for v in pooled.std(axis=0))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,17 +70,13 @@ def main(argv: list[str] | None = None) -> None:
         chosen = np.random.default_rng(0).permutation(len(clips))[: args.max_clips]
         paths = [clips[i].path for i in sorted(chosen)]
         if args.cmn:
-            scale = cmn_scale(paths, params)
+            settings = {"cmn_scale": cmn_scale(paths, params)}
         else:
-            mean, std = raw_mfcc_stats(paths, params)
+            settings = dict(zip(("raw_mean", "raw_std"), raw_mfcc_stats(paths, params)))
     except (EdgeError, OSError) as exc:
         sys.exit(f"error: {exc}")
-    compact = {"separators": (",", ":")}  # no spaces: the line splits into four arguments in $(...)
-    if args.cmn:
-        print(f"--set features.cmn_scale={json.dumps(list(scale), **compact)}")
-        return
-    print(f"--set features.raw_mean={json.dumps(list(mean), **compact)} "
-          f"--set features.raw_std={json.dumps(list(std), **compact)}")
+    compact = {"separators": (",", ":")}  # no spaces: each setting stays one argument in $(...)
+    print(" ".join(f"--set features.{key}={json.dumps(list(value), **compact)}" for key, value in settings.items()))
 
 
 if __name__ == "__main__":
