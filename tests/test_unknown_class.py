@@ -90,6 +90,16 @@ def test_generated_corpus_is_seeded_and_resumable(unknown_corpus, tmp_path) -> N
     assert files[0].read_bytes() == (again / "recordings" / files[0].name).read_bytes()
 
 
+def test_all_recorded_adds_the_other_recorded_voices_and_keeps_the_first(unknown_corpus, tmp_path) -> None:
+    every = nondigit.generate(tmp_path / "every", voices_per_word=2, n_noise=0, words=nondigit.WORDS[:15],
+                              progress=False, all_recorded=True)
+    recorded = sorted(f.name for f in (every / "recordings").glob("unknown_nd[f][le]*.wav"))
+    assert len(recorded) == 15 * len(nondigit.RECORDED_VOICES)  # each recorded voice says each word
+    assert {name.rsplit("_", 1)[1] for name in recorded} == {f"{w}.wav" for w in range(15)}
+    spoken = [f for f in (unknown_corpus / "recordings").glob("*.wav") if "_ndnoise_" not in f.name]
+    assert spoken and all(f.read_bytes() == (every / "recordings" / f.name).read_bytes() for f in spoken)
+
+
 def test_a_model_trained_with_unknown_clips_has_an_unknown_output(fsdd, unknown_corpus, tmp_path) -> None:
     pytest.importorskip("tensorflow")
     rec = tmp_path / "tiny" / "recordings"

@@ -101,8 +101,9 @@ FOREIGN_PACKAGES = ("festvox-italp16k", "festvox-itapc16k", "festvox-ca-ona-hts"
 VERSION = 3
 
 
-def corpus_dir(voices_per_word: int, n_noise: int, rate: int, seed: int) -> Path:
-    return default_dir() / f"nondigit-v{VERSION}-w{voices_per_word}-n{n_noise}-r{rate}-seed{seed}"
+def corpus_dir(voices_per_word: int, n_noise: int, rate: int, seed: int, all_recorded: bool = False) -> Path:
+    every = "-rall" if all_recorded else ""
+    return default_dir() / f"nondigit-v{VERSION}-w{voices_per_word}{every}-n{n_noise}-r{rate}-seed{seed}"
 
 
 def noise_clip(kind: str, rate: int, rng: np.random.Generator, words: list[np.ndarray]) -> np.ndarray:
@@ -126,14 +127,15 @@ def noise_clip(kind: str, rate: int, rng: np.random.Generator, words: list[np.nd
 
 def generate(out: str | Path | None = None, voices_per_word: int = 2, n_noise: int = 400,
              rate: int = 8000, seed: int = 0, workers: int = 2, progress: bool = True,
-             words: tuple[str, ...] = WORDS) -> Path:
+             words: tuple[str, ...] = WORDS, all_recorded: bool = False) -> Path:
     """Write the non-digit corpus and return its root (skips clips already present).
 
     Each of the ``words`` is spoken by ``voices_per_word`` espeak-ng voices drawn
     at random (speaker ``nd{accent}x{variant}``), by one RECORDED_VOICES voice
-    (speaker ``nd{engine}{voice}``) and by one FOREIGN_VOICES voice (speaker
-    ``ndfo{k}``); ``n_noise`` noise bursts are spread over NOISE_KINDS
-    (speaker ``ndnoise``).
+    (speaker ``nd{engine}{voice}``; with ``all_recorded`` by each of them, the
+    others shifted by draws of their own, so the first voice's clips stay as
+    they are) and by one FOREIGN_VOICES voice (speaker ``ndfo{k}``); ``n_noise``
+    noise bursts are spread over NOISE_KINDS (speaker ``ndnoise``).
     """
     import shutil
     import tempfile
@@ -141,7 +143,7 @@ def generate(out: str | Path | None = None, voices_per_word: int = 2, n_noise: i
     for program in ("espeak-ng", "flite", "festival", "sox"):
         if shutil.which(program) is None:
             raise EdgeError(f"{program} is not installed (Debian/Ubuntu: apt-get install {program})")
-    root = Path(out) if out else corpus_dir(voices_per_word, n_noise, rate, seed)
+    root = Path(out) if out else corpus_dir(voices_per_word, n_noise, rate, seed, all_recorded)
     rec = root / "recordings"
     rec.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, VERSION])
@@ -154,11 +156,16 @@ def generate(out: str | Path | None = None, voices_per_word: int = 2, n_noise: i
             path = rec / f"unknown_nd{a}x{v:02d}_{w}.wav"
             if not path.exists():
                 espeak_jobs.append((path, word, f"{ACCENTS[a]}+{VARIANTS[v]}", speed, pitch))
-        engine, voice = RECORDED_VOICES[int(rng.integers(len(RECORDED_VOICES)))]
-        cents, tempo = int(rng.integers(*PITCH_CENTS)), round(float(rng.uniform(*TEMPO)), 3)
-        path = rec / f"unknown_nd{engine[:2]}{voice.split('_')[0]}_{w}.wav"
-        if not path.exists():
-            recorded_jobs.append((path, word, engine, voice, cents, tempo))
+        first = int(rng.integers(len(RECORDED_VOICES)))
+        shapes = [(int(rng.integers(*PITCH_CENTS)), round(float(rng.uniform(*TEMPO)), 3))]
+        others = [i for i in range(len(RECORDED_VOICES)) if i != first] if all_recorded else []
+        extra = np.random.default_rng([seed, VERSION, 2, w])
+        shapes += [(int(extra.integers(*PITCH_CENTS)), round(float(extra.uniform(*TEMPO)), 3)) for _ in others]
+        for i, (cents, tempo) in zip([first, *others], shapes):
+            engine, voice = RECORDED_VOICES[i]
+            path = rec / f"unknown_nd{engine[:2]}{voice.split('_')[0]}_{w}.wav"
+            if not path.exists():
+                recorded_jobs.append((path, word, engine, voice, cents, tempo))
         k = int(rng.integers(len(FOREIGN_VOICES)))
         cents, tempo = int(rng.integers(*PITCH_CENTS)), round(float(rng.uniform(*TEMPO)), 3)
         path = rec / f"unknown_ndfo{k}_{w}.wav"
@@ -211,12 +218,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", help="output folder (default: under ~/.cache/audiomnist-edge/synth)")
     parser.add_argument("--voices-per-word", type=int, default=2,
                         help="espeak-ng voices saying each word (besides one recorded voice)")
+    parser.add_argument("--all-recorded", action="store_true",
+                        help="every recorded English voice (flite kal, awb, festival kal) says every word, not one")
     parser.add_argument("--noise", type=int, default=400, help="noise bursts")
     parser.add_argument("--rate", type=int, default=8000, help="sample rate of the clips (Hz)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        print(generate(args.out, args.voices_per_word, args.noise, args.rate, args.seed))
+        print(generate(args.out, args.voices_per_word, args.noise, args.rate, args.seed,
+                       all_recorded=args.all_recorded))
     except (EdgeError, subprocess.CalledProcessError) as exc:
         sys.exit(f"error: {exc}")
 
