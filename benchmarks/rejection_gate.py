@@ -109,6 +109,22 @@ def passes(v: np.ndarray, min_confidence: float, unknown_at: float) -> np.ndarra
     return (v[:, 1] < unknown_at) & (v[:, 0] >= min_confidence)
 
 
+def voice_shares(models: list[Model], words: list[tuple[str, Path]], seed: int) -> dict[str, dict[str, float]]:
+    """Per voice, the clips in which an utterance was found and the share of them reported as
+    a digit at the default gates, pooled over the models: the clips, noise and decisions of
+    ``confidences(model, paths, seed)`` for the (voice, path) pairs ``words``."""
+    passed: dict[str, int] = {}
+    found: dict[str, int] = {}
+    for model in models:
+        rng = np.random.default_rng(seed)
+        for voice, path in words:
+            v = scores(model, path, rng)
+            if v is not None:
+                found[voice] = found.get(voice, 0) + 1
+                passed[voice] = passed.get(voice, 0) + int(passes(np.array([v]), MIN_CONFIDENCE, UNKNOWN_AT)[0])
+    return {voice: {"clips": found[voice], "share": round(passed[voice] / found[voice], 4)} for voice in found}
+
+
 def sample(paths: list[Path], count: int, rng: np.random.Generator) -> list[Path]:
     """At most ``count`` of the paths, drawn at random (a fixed stride can land on one speaker), in order."""
     return [paths[i] for i in sorted(rng.choice(len(paths), min(count, len(paths)), replace=False))]
@@ -182,11 +198,12 @@ def main(model_path: str | None, folds_run: Path | None, per_set: int, seed: int
         sys.exit(1)
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "audiomnist-edge"
 
-    def spread(paths: list[Path]) -> list[Path]:
+    def spread(paths: list) -> list:
         return paths[::max(1, len(paths) // per_set)][:per_set]
 
     calibration_words = spread(espeak_words(cache / "nondigit-espeak-v1"))
-    unseen_words = spread([p for _, p in synth_words(cache / "nondigit-v1")])
+    unseen_by_voice = spread(synth_words(cache / "nondigit-v1"))
+    unseen_words = [p for _, p in unseen_by_voice]
     results: dict[str, Any] = {"seed": seed}
     if folds_run is None:
         model = Model.load(model_path)
@@ -227,6 +244,7 @@ def main(model_path: str | None, folds_run: Path | None, per_set: int, seed: int
     models = [fold.model for fold in folds] if folds_run else [model]
     rejects = all(any(not label.isdigit() for label in m.labels) for m in models)
     results["unknown_rows"] = gate_rows(per_model, "unknown_at") if rejects else []
+    results["unseen_words_by_voice"] = voice_shares(models, unseen_by_voice, seed)
     results["seconds"] = round(time.perf_counter() - started, 1)
     out.mkdir(parents=True, exist_ok=True)
     stem = "rejection-folds" if folds_run else "rejection"
@@ -251,6 +269,9 @@ def main(model_path: str | None, folds_run: Path | None, per_set: int, seed: int
                 else "(the default)" if row[knob] == default else "(a fixed threshold)"
             lines.append(f"| {keep} | {row[knob]:.3f} | " + " | ".join(f"{row[n]:.3f}" for n in names) + " |")
         lines.append("")
+    lines.append(f"{UNSEEN_WORDS_SET} reported as digits at the default gates, by voice: "
+                 + ", ".join(f"{voice} {v['share']:.3f}" for voice, v in results["unseen_words_by_voice"].items())
+                 + ".\n")
     report = "\n".join(lines)
     (out / f"{stem}.md").write_text(report)
     click.echo(report)

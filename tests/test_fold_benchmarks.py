@@ -21,6 +21,8 @@ from conftest import REPO, require
 
 pytest.importorskip("tensorflow")
 
+from benchmarks.rejection_gate import UNSEEN_WORDS_SET as UNSEEN  # noqa: E402
+
 EXE = Path(sys.executable).parent / "audiomnist-edge"
 SPEAKERS = {"fsdd": ("george", "jackson", "lucas", "nicolas"), "hd-en": ("hd00", "hd01", "hd02", "hd03")}
 TAKES = 2
@@ -135,6 +137,12 @@ def test_rejection_gate_folds(fold_run, tmp_path) -> None:
         assert all(0 <= row[name] <= 1 for name in out["clips"])
     thresholds = [row["min_confidence"] for row in out["rows"][:-3]]
     assert thresholds == sorted(thresholds)  # keeping fewer calibration digits takes a higher threshold
+    # the unseen words per voice are the same decisions as the pooled set's, counted apart
+    by_voice = out["unseen_words_by_voice"].values()
+    default = next(row for row in out["rows"] if row["keep_training_digits"] is None and row["min_confidence"] == 0.3)
+    assert sum(v["clips"] for v in by_voice) == out["clips"][UNSEEN]
+    assert sum(v["share"] * v["clips"] for v in by_voice) / out["clips"][UNSEEN] == pytest.approx(default[UNSEEN],
+                                                                                                  abs=1e-3)
     # these tiny models have no unknown label, so --unknown-at has nothing to sweep
     assert out["unknown_rows"] == [] and "--unknown-at moves" not in (tmp_path / "rejection-folds.md").read_text()
 
