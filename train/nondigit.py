@@ -22,7 +22,7 @@ A model trained with these clips (``train --synth DIR``) has an eleventh output,
 Clips are written at the model rate as ``recordings/unknown_{speaker}_{take}.wav``
 under the cache folder, never into the repository.
 
-    python -m audiomnist_edge.train.nondigit [--voices-per-word N] [--noise N]
+    python -m audiomnist_edge.train.nondigit [--voices-per-word N] [--all-recorded] [--noise N]
 """
 
 from __future__ import annotations
