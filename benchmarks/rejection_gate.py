@@ -96,33 +96,41 @@ def scores(model: Model, path: Path, rng: np.random.Generator, backwards: bool =
             max([p for label, p in top if not label.isdigit()], default=0.0))
 
 
-def confidences(model: Model, paths: list[Path], seed: int, backwards: bool = False) -> np.ndarray:
-    """``scores`` of the clips in which an utterance was found, shape (n, 2)."""
+Scores = list[tuple[float, float] | None]
+
+
+def clip_scores(model: Model, paths: list[Path], seed: int, backwards: bool = False) -> Scores:
+    """``scores`` of each clip, in order, their noise drawn from one generator seeded ``seed``."""
     rng = np.random.default_rng(seed)
-    values = [scores(model, p, rng, backwards) for p in paths]
+    return [scores(model, p, rng, backwards) for p in paths]
+
+
+def found(values: Scores) -> np.ndarray:
+    """The ``clip_scores`` of the clips in which an utterance was found, shape (n, 2)."""
     return np.array([v for v in values if v is not None]).reshape(-1, 2)
 
 
 def passes(v: np.ndarray, min_confidence: float, unknown_at: float) -> np.ndarray:
-    """Which clips (``confidences`` rows) are reported as a digit: ``decision_indices``'s rule
+    """Which clips (``found`` rows) are reported as a digit: ``decision_indices``'s rule
     (not unknown unless it reaches ``unknown_at``), then the digit's ``min_confidence``."""
     return (v[:, 1] < unknown_at) & (v[:, 0] >= min_confidence)
 
 
-def voice_shares(models: list[Model], words: list[tuple[str, Path]], seed: int) -> dict[str, dict[str, float]]:
+def voice_shares(per_model: list[Scores], voices: list[str]) -> dict[str, dict[str, float]]:
     """Per voice, the clips in which an utterance was found and the share of them reported as
-    a digit at the default gates, pooled over the models: the clips, noise and decisions of
-    ``confidences(model, paths, seed)`` for the (voice, path) pairs ``words``."""
-    passed: dict[str, int] = {}
-    found: dict[str, int] = {}
-    for model in models:
-        rng = np.random.default_rng(seed)
-        for voice, path in words:
-            v = scores(model, path, rng)
-            if v is not None:
-                found[voice] = found.get(voice, 0) + 1
-                passed[voice] = passed.get(voice, 0) + int(passes(np.array([v]), MIN_CONFIDENCE, UNKNOWN_AT)[0])
-    return {voice: {"clips": found[voice], "share": round(passed[voice] / found[voice], 4)} for voice in found}
+    a digit at the default gates, pooled over the models; ``per_model`` holds each model's
+    ``clip_scores`` of the same clips, ``voices`` the voice of each clip."""
+    pooled: dict[str, Scores] = {}
+    for values in per_model:
+        for voice, v in zip(voices, values):
+            pooled.setdefault(voice, []).append(v)
+    shares = {}
+    for voice, values in pooled.items():
+        rows = found(values)
+        if len(rows):
+            shares[voice] = {"clips": len(rows), "share": round(float(np.mean(passes(rows, MIN_CONFIDENCE,
+                                                                                       UNKNOWN_AT))), 4)}
+    return shares
 
 
 def sample(paths: list[Path], count: int, rng: np.random.Generator) -> list[Path]:
@@ -136,15 +144,15 @@ BACKWARDS = "played backwards"
 """Sets whose name ends so are digits played backwards: speech-like sounds of real voices, no digit."""
 
 
-def set_confidences(model: Model, sets: dict[str, list[Path]], seed: int) -> dict[str, np.ndarray]:
-    """Each set's confidences (the clips reversed for a set named ``... played backwards``)."""
-    return {name: confidences(model, paths, seed, name.endswith(BACKWARDS)) for name, paths in sets.items()}
+def set_scores(model: Model, sets: dict[str, list[Path]], seed: int) -> dict[str, Scores]:
+    """Each set's ``clip_scores`` (the clips reversed for a set named ``... played backwards``)."""
+    return {name: clip_scores(model, paths, seed, name.endswith(BACKWARDS)) for name, paths in sets.items()}
 
 
 def gate_rows(per_model: list[dict[str, np.ndarray]], knob: str = "min_confidence") -> list[dict[str, Any]]:
     """One row per share of calibration digits kept, and one per fixed threshold (the default among them).
 
-    ``per_model`` holds each model's ``confidences`` per set, the calibration
+    ``per_model`` holds each model's ``found`` scores per set, the calibration
     digits second; ``knob`` is the threshold that moves ("min_confidence", the
     other at UNKNOWN_AT, or "unknown_at", the other at MIN_CONFIDENCE). Each model
     gets its own threshold (the row's value is their mean) and a set's share is
@@ -218,10 +226,10 @@ def main(model_path: str | None, folds_run: Path | None, per_set: int, seed: int
         }
         results["model"] = str(model.path)
         sets["HD-EN digits " + BACKWARDS] = sets[list(sets)[-1]]
-        per_model = [set_confidences(model, sets, seed)]
+        per_model_scores = [set_scores(model, sets, seed)]
     else:
         results.update(model=str(folds_run), folds=[])
-        per_model = []
+        per_model_scores = []
         for fold in folds:
             rng = np.random.default_rng([seed, fold.fold])
             trained = sample([p for clips in speaker_clips(ds, fold.test_speakers, keep=False).values()
@@ -233,18 +241,20 @@ def main(model_path: str | None, folds_run: Path | None, per_set: int, seed: int
                     UNSEEN_WORDS_SET: unseen_words,
                     "digits of each fold's held-out speakers": held,
                     "the held-out speakers' digits " + BACKWARDS: held}
-            per_model.append(set_confidences(fold.model, sets, seed))
+            per_model_scores.append(set_scores(fold.model, sets, seed))
             results["folds"].append({"fold": fold.fold, "test_speakers": fold.test_speakers,
                                      "model": str(fold.path), "calibration_speakers": clip_speakers(trained),
                                      "held_out_speakers": clip_speakers(held),
-                                     "clips": {n: len(v) for n, v in per_model[-1].items()}})
+                                     "clips": {n: len(found(v)) for n, v in per_model_scores[-1].items()}})
+    per_model = [{name: found(values) for name, values in each.items()} for each in per_model_scores]
     names = list(per_model[0])
     results["clips"] = {n: sum(len(v[n]) for v in per_model) for n in names}
     results["rows"] = gate_rows(per_model)
     models = [fold.model for fold in folds] if folds_run else [model]
     rejects = all(any(not label.isdigit() for label in m.labels) for m in models)
     results["unknown_rows"] = gate_rows(per_model, "unknown_at") if rejects else []
-    results["unseen_words_by_voice"] = voice_shares(models, unseen_by_voice, seed)
+    results["unseen_words_by_voice"] = voice_shares([each[UNSEEN_WORDS_SET] for each in per_model_scores],
+                                                    [voice for voice, _ in unseen_by_voice])
     results["seconds"] = round(time.perf_counter() - started, 1)
     out.mkdir(parents=True, exist_ok=True)
     stem = "rejection-folds" if folds_run else "rejection"

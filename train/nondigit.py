@@ -125,6 +125,11 @@ def noise_clip(kind: str, rate: int, rng: np.random.Generator, words: list[np.nd
     return np.clip(x * level, -1, 1).astype(np.float32)
 
 
+def _shape(rng: np.random.Generator) -> tuple[int, float]:
+    """A recorded voice's pitch shift (cents) and tempo factor for one clip."""
+    return int(rng.integers(*PITCH_CENTS)), round(float(rng.uniform(*TEMPO)), 3)
+
+
 def generate(out: str | Path | None = None, voices_per_word: int = 2, n_noise: int = 400,
              rate: int = 8000, seed: int = 0, workers: int = 2, progress: bool = True,
              words: tuple[str, ...] = WORDS, all_recorded: bool = False) -> Path:
@@ -157,17 +162,18 @@ def generate(out: str | Path | None = None, voices_per_word: int = 2, n_noise: i
             if not path.exists():
                 espeak_jobs.append((path, word, f"{ACCENTS[a]}+{VARIANTS[v]}", speed, pitch))
         first = int(rng.integers(len(RECORDED_VOICES)))
-        shapes = [(int(rng.integers(*PITCH_CENTS)), round(float(rng.uniform(*TEMPO)), 3))]
-        others = [i for i in range(len(RECORDED_VOICES)) if i != first] if all_recorded else []
-        extra = np.random.default_rng([seed, VERSION, 2, w])
-        shapes += [(int(extra.integers(*PITCH_CENTS)), round(float(extra.uniform(*TEMPO)), 3)) for _ in others]
-        for i, (cents, tempo) in zip([first, *others], shapes):
+        voices = [(first, rng)]
+        if all_recorded:  # the others draw from a generator of their own: the first's clips stay as they are
+            extra = np.random.default_rng([seed, VERSION, 2, w])
+            voices += [(i, extra) for i in range(len(RECORDED_VOICES)) if i != first]
+        for i, source in voices:
             engine, voice = RECORDED_VOICES[i]
             path = rec / f"unknown_nd{engine[:2]}{voice.split('_')[0]}_{w}.wav"
+            cents, tempo = _shape(source)  # drawn for every clip, present or not
             if not path.exists():
                 recorded_jobs.append((path, word, engine, voice, cents, tempo))
         k = int(rng.integers(len(FOREIGN_VOICES)))
-        cents, tempo = int(rng.integers(*PITCH_CENTS)), round(float(rng.uniform(*TEMPO)), 3)
+        cents, tempo = _shape(rng)
         path = rec / f"unknown_ndfo{k}_{w}.wav"
         if not path.exists():
             recorded_jobs.append((path, word, "festival", FOREIGN_VOICES[k], cents, tempo))
