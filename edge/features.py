@@ -65,7 +65,7 @@ def mel_filterbank(
     falling = ramps[2:] / widths[1:, None]
     weights = np.maximum(0, np.minimum(rising, falling))
     weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
-    weights = weights.astype(np.float32)
+    weights = np.asfortranarray(weights, dtype=np.float32)  # its transpose, a matmul's operand, is contiguous
     weights.flags.writeable = False
     return weights
 
@@ -91,7 +91,7 @@ def dct_matrix(n_mels: int, n_mfcc: int, norm: str | None) -> np.ndarray:
     if norm == "ortho":
         basis[0] *= np.sqrt(1.0 / (4 * n_mels))
         basis[1:] *= np.sqrt(1.0 / (2 * n_mels))
-    basis = basis.astype(np.float32)
+    basis = np.asfortranarray(basis, dtype=np.float32)  # its transpose, a matmul's operand, is contiguous
     basis.flags.writeable = False
     return basis
 
@@ -115,15 +115,22 @@ def frame_signal(samples: np.ndarray, n_fft: int, hop_length: int, center: bool 
 def power_spectrum(frames: np.ndarray, window: np.ndarray, power: float = 2.0) -> np.ndarray:
     """|rFFT(frame * window)| ** power, shape (n_frames, n_fft // 2 + 1)."""
     spectrum = np.abs(np.fft.rfft(frames * window, axis=-1))
-    return spectrum**power if power != 1.0 else spectrum
+    if power == 2.0:
+        spectrum *= spectrum  # in place: no second array
+    elif power != 1.0:
+        spectrum **= power
+    return spectrum
 
 
 def power_to_db(power: np.ndarray, ref: float = 1.0, amin: float = 1e-10, top_db: float | None = None) -> np.ndarray:
     """10 * log10(max(power, amin) / ref), optionally clamped top_db below the peak."""
-    db = 10.0 * np.log10(np.maximum(amin, power))
-    db -= 10.0 * np.log10(max(amin, ref))
+    db = np.maximum(amin, power)
+    np.log10(db, out=db)
+    db *= 10.0
+    if ref != 1.0:
+        db -= 10.0 * np.log10(max(amin, ref))
     if top_db is not None:
-        db = np.maximum(db, db.max() - top_db)
+        np.maximum(db, db.max() - top_db, out=db)
     return db
 
 
