@@ -185,7 +185,34 @@ def test_background_gate_scores_both_ways_on_each_folds_own_held_out_clips(fold_
     assert all(f"| {name} |" in table for name in [*CONDITIONS, "mean"])
 
 
-@pytest.mark.parametrize("bench", ["stream_bench", "rejection_gate", "background_gate"])
+def test_speaker_snr_levels_and_accuracy_per_held_out_speaker(fold_run, tmp_path) -> None:
+    from audiomnist_edge.train.capture import db, speech_power
+    from audiomnist_edge.wav import read_wav
+
+    result = run(sys.executable, "-m", "benchmarks.speaker_snr", "--folds", fold_run, "--snr", "20,-20",
+                 "--every", "2", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = json.loads((tmp_path / "speaker-snr.json").read_text())
+    tests, _ = fold_speakers(fold_run)
+    rows = {row["speaker"]: row for row in out["speakers"]}
+    assert set(rows) == set().union(*tests.values())  # every held-out speaker, once
+    info = json.loads((fold_run / "folds.json").read_text())
+    for speaker, row in rows.items():
+        assert tests[row["fold"]] >= {speaker} and row["clips"] == 10 * TAKES // 2
+        [corpus] = [Path(c) for c in info["data"] if (Path(c) / "recordings" / f"0_{speaker}_0.wav").exists()]
+        levels = [db(speech_power(*read_wav(p))) for p in sorted((corpus / "recordings").glob(f"*_{speaker}_*.wav"))]
+        assert min(levels) <= row["level_dbfs"] <= max(levels)
+        assert row["quiet_snr_db"] == pytest.approx(row["level_dbfs"] - 20 + 50, abs=0.02)
+        assert 0 <= row["quiet_below_0db"] <= 1 and 0 <= row["quiet"] <= 1
+        assert set(row["white"]) == {"20", "-20"} and all(0 <= a <= 1 for a in row["white"].values())
+    assert [row["level_dbfs"] for row in out["speakers"]] == sorted(row["level_dbfs"] for row in out["speakers"])
+    assert (tmp_path / "speaker-snr.png").stat().st_size > 0
+    assert f"--folds {fold_run}`" in (tmp_path / "speaker-snr.md").read_text()
+    bad = run(sys.executable, "-m", "benchmarks.speaker_snr", "--folds", fold_run, "--snr", "5,loud")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --snr") and bad.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("bench", ["stream_bench", "rejection_gate", "background_gate", "speaker_snr"])
 def test_folds_of_a_folder_that_is_no_fold_run(bench, tmp_path) -> None:
     result = run(sys.executable, "-m", f"benchmarks.{bench}", "--folds", tmp_path, "--out", tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr

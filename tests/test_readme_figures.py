@@ -123,3 +123,17 @@ def test_where_it_stands_quotes_the_committed_results() -> None:
             f"{rss['edge']['median']:.0f} vs {rss['tensorflow_lite']['median']:.0f} MB |") in text
     verification = Model.load(DEFAULT_MODEL).metadata["verification"]
     assert f"| {verification['tflite_accuracy']:.3f} |" in text
+
+
+def test_quiet_condition_figures_are_the_committed_speaker_snr_results() -> None:
+    """docs/training.md's per-speaker quiet-20dB figures are speaker-snr.json's."""
+    results = json.loads((RESULTS / "speaker-snr.json").read_text())
+    rows = {row["speaker"]: row for row in results["speakers"]}
+    text = " ".join(section("Under the capture conditions", "docs/training.md").split())
+    assert f"python -m benchmarks.speaker_snr --folds {results['run']}" in text
+    theo, yweweler = rows["theo"], rows["yweweler"]
+    assert f"theo scores {theo['quiet']:.3f} and yweweler {yweweler['quiet']:.3f}" in text
+    assert f"({theo['quiet_snr_db']:.1f} and {yweweler['quiet_snr_db']:.1f} dB)" in text
+    others = [row for name, row in rows.items() if name not in ("theo", "yweweler")]
+    pooled = sum(row["quiet"] * row["clips"] for row in others) / sum(row["clips"] for row in others)
+    assert f"the other {len(others)} speakers together score {pooled:.3f}" in text
