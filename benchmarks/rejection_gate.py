@@ -116,19 +116,19 @@ def passes(v: np.ndarray, min_confidence: float, unknown_at: float) -> np.ndarra
     return (v[:, 1] < unknown_at) & (v[:, 0] >= min_confidence)
 
 
-def voice_shares(per_model: list[Scores], voices: list[str]) -> dict[str, dict[str, float]]:
-    """Per voice, the clips in which an utterance was found and the share of them reported as
-    a digit at the default gates, pooled over the models; ``per_model`` holds each model's
-    ``clip_scores`` of the same clips, ``voices`` the voice of each clip."""
+def group_shares(per_model: list[Scores], groups: list[str]) -> dict[str, dict[str, float]]:
+    """Per group (a voice, a word), the clips in which an utterance was found and the share of
+    them reported as a digit at the default gates, pooled over the models; ``per_model`` holds
+    each model's ``clip_scores`` of the same clips, ``groups`` the group of each clip."""
     pooled: dict[str, Scores] = {}
     for values in per_model:
-        for voice, v in zip(voices, values):
-            pooled.setdefault(voice, []).append(v)
+        for group, v in zip(groups, values):
+            pooled.setdefault(group, []).append(v)
     shares = {}
-    for voice, values in pooled.items():
+    for group, values in pooled.items():
         rows = found(values)
         if len(rows):
-            shares[voice] = {"clips": len(rows), "share": round(float(np.mean(passes(rows, MIN_CONFIDENCE,
+            shares[group] = {"clips": len(rows), "share": round(float(np.mean(passes(rows, MIN_CONFIDENCE,
                                                                                        UNKNOWN_AT))), 4)}
     return shares
 
@@ -253,8 +253,10 @@ def main(model_path: str | None, folds_run: Path | None, per_set: int, seed: int
     models = [fold.model for fold in folds] if folds_run else [model]
     rejects = all(any(not label.isdigit() for label in m.labels) for m in models)
     results["unknown_rows"] = gate_rows(per_model, "unknown_at") if rejects else []
-    results["unseen_words_by_voice"] = voice_shares([each[UNSEEN_WORDS_SET] for each in per_model_scores],
-                                                    [voice for voice, _ in unseen_by_voice])
+    unseen_scores = [each[UNSEEN_WORDS_SET] for each in per_model_scores]
+    results["unseen_words_by_voice"] = group_shares(unseen_scores, [voice for voice, _ in unseen_by_voice])
+    by_word = group_shares(unseen_scores, [path.stem for path in unseen_words])
+    results["unseen_words_by_word"] = dict(sorted(by_word.items(), key=lambda item: (-item[1]["share"], item[0])))
     results["seconds"] = round(time.perf_counter() - started, 1)
     out.mkdir(parents=True, exist_ok=True)
     stem = "rejection-folds" if folds_run else "rejection"
@@ -282,6 +284,10 @@ def main(model_path: str | None, folds_run: Path | None, per_set: int, seed: int
     lines.append(f"{UNSEEN_WORDS_SET} reported as digits at the default gates, by voice: "
                  + ", ".join(f"{voice} {v['share']:.3f}" for voice, v in results["unseen_words_by_voice"].items())
                  + ".\n")
+    passed = [(word, v) for word, v in results["unseen_words_by_word"].items() if v["share"] > 0]
+    lines.append(f"The words most often reported as digits there ({len(passed)} of "
+                 f"{len(results['unseen_words_by_word'])} words ever pass; share of their clips over voices and "
+                 "models): " + ", ".join(f"{word} {v['share']:.2f}" for word, v in passed[:15]) + ".\n")
     report = "\n".join(lines)
     (out / f"{stem}.md").write_text(report)
     click.echo(report)

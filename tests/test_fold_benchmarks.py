@@ -137,12 +137,16 @@ def test_rejection_gate_folds(fold_run, tmp_path) -> None:
         assert all(0 <= row[name] <= 1 for name in out["clips"])
     thresholds = [row["min_confidence"] for row in out["rows"][:-3]]
     assert thresholds == sorted(thresholds)  # keeping fewer calibration digits takes a higher threshold
-    # the unseen words per voice are the same decisions as the pooled set's, counted apart
-    by_voice = out["unseen_words_by_voice"].values()
+    # the unseen words per voice and per word are the same decisions as the pooled set's, counted apart
     default = next(row for row in out["rows"] if row["keep_training_digits"] is None and row["min_confidence"] == 0.3)
-    assert sum(v["clips"] for v in by_voice) == out["clips"][UNSEEN]
-    assert sum(v["share"] * v["clips"] for v in by_voice) / out["clips"][UNSEEN] == pytest.approx(default[UNSEEN],
-                                                                                                  abs=1e-3)
+    for groups in (out["unseen_words_by_voice"].values(), out["unseen_words_by_word"].values()):
+        assert sum(v["clips"] for v in groups) == out["clips"][UNSEEN]
+        assert sum(v["share"] * v["clips"] for v in groups) / out["clips"][UNSEEN] == pytest.approx(default[UNSEEN],
+                                                                                                    abs=1e-3)
+    by_word = out["unseen_words_by_word"]
+    assert len(by_word) > 3 and not set(by_word) & {str(d) for d in range(10)}
+    shares = [v["share"] for v in by_word.values()]
+    assert shares == sorted(shares, reverse=True)  # the words most often reported as digits first
     # these tiny models have no unknown label, so --unknown-at has nothing to sweep
     assert out["unknown_rows"] == [] and "--unknown-at moves" not in (tmp_path / "rejection-folds.md").read_text()
 
