@@ -28,7 +28,7 @@ from typing import Any
 import click
 import numpy as np
 from audiomnist_edge.errors import EdgeError
-from audiomnist_edge.train.capture import db, random_capture, speech_power
+from audiomnist_edge.train.capture import CaptureParams, db, random_capture, speech_power
 from audiomnist_edge.train.conditions import CONDITIONS, DECISIONS, apply_condition, condition_rng, decider
 from audiomnist_edge.wav import read_wav
 
@@ -45,7 +45,7 @@ def quiet_snr_db(level_dbfs: float) -> float:
     return level_dbfs + params.gain_db[0] - params.floor_dbfs[0]
 
 
-def white_at(snr_db: float):
+def white_at(snr_db: float) -> CaptureParams:
     """The white-NdB condition's settings at ``snr_db`` (padded, white noise relative to the active speech)."""
     params = CONDITIONS["white-5dB"]
     assert params is not None
@@ -98,7 +98,7 @@ def main(folds_run: Path, snrs: str, every: int, decision: str, seed: int, out: 
     """Each held-out speaker's speech level, the SNR quiet-20dB leaves them, and accuracy against SNR."""
     started = time.perf_counter()
     try:
-        levels = [float(s) for s in snrs.split(",")]
+        snr_values = [float(s) for s in snrs.split(",")]
     except ValueError:
         click.echo(f"error: --snr takes numbers separated by commas, not {snrs!r}", err=True)
         sys.exit(2)
@@ -124,8 +124,9 @@ def main(folds_run: Path, snrs: str, every: int, decision: str, seed: int, out: 
                 level[clip.speaker].append(db(speech_power(samples, rate)))
                 quiet = apply_condition(samples, rate, QUIET, seed, index)
                 right[clip.speaker][QUIET].append(decide(quiet, rate) == clip.digit)
-                for snr in levels:
-                    noisy = random_capture(samples, rate, condition_rng(seed, f"white{snr:g}dB", index), white_at(snr))
+                for snr in snr_values:
+                    rng = condition_rng(seed, f"white-{snr:g}dB", index)
+                    noisy = random_capture(samples, rate, rng, white_at(snr))
                     right[clip.speaker][f"{snr:g}"].append(decide(noisy, rate) == clip.digit)
     rows = []
     for speaker in sorted(level, key=lambda s: np.median(level[s])):
@@ -135,13 +136,13 @@ def main(folds_run: Path, snrs: str, every: int, decision: str, seed: int, out: 
                      "quiet_snr_db": round(float(np.median(snr)), 2),
                      "quiet_below_0db": float(np.mean(np.asarray(snr) < 0)),
                      "quiet": float(np.mean(right[speaker][QUIET])),
-                     "white": {f"{s:g}": float(np.mean(right[speaker][f"{s:g}"])) for s in levels}})
+                     "white": {f"{s:g}": float(np.mean(right[speaker][f"{s:g}"])) for s in snr_values}})
     results: dict[str, Any] = {"run": str(folds_run), "folds": [f.fold for f in folds], "every": every,
-                               "decision": decision, "seed": seed, "snr_db": levels, "speakers": rows,
+                               "decision": decision, "seed": seed, "snr_db": snr_values, "speakers": rows,
                                "seconds": round(time.perf_counter() - started, 1)}
     out.mkdir(parents=True, exist_ok=True)
     (out / "speaker-snr.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(rows, levels, out / "speaker-snr.png")
+    plot(rows, snr_values, out / "speaker-snr.png")
     report = markdown(results)
     (out / "speaker-snr.md").write_text(report)
     click.echo(report)

@@ -12,6 +12,8 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks.report import markdown, table_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,3 +139,7 @@ def test_quiet_condition_figures_are_the_committed_speaker_snr_results() -> None
     others = [row for name, row in rows.items() if name not in ("theo", "yweweler")]
     pooled = sum(row["quiet"] * row["clips"] for row in others) / sum(row["clips"] for row in others)
     assert f"the other {len(others)} speakers together score {pooled:.3f}" in text
+    for snr in ("0", "5"):
+        means = [f"{np.mean([r['white'][snr] for r in rows.values() if r['corpus'] == c]):.2f}"
+                 for c in ("fsdd", "hd-en")]
+        assert f"mean {means[0]}" in text and (f"against {means[1]}" in text or f"(mean {means[1]})" in text)
