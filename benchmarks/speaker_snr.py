@@ -151,12 +151,15 @@ def main(folds_run: Path, snrs: str, every: int, decision: str, seed: int, out: 
 def markdown(results: dict) -> str:
     """The report of ``results`` (speaker-snr.json's content)."""
     snr_cols = [f"{s:g}" for s in results["snr_db"]]
+    quiet = CONDITIONS[QUIET]
+    assert quiet is not None
     lines = ["# Held-out speakers' level and the quiet-20dB condition\n",
              f"`python -m benchmarks.speaker_snr --folds {results['run']}` ({len(results['folds'])} fold models, "
              f"each on every {results['every']}th clip of its own held-out speakers, decision `{results['decision']}`,"
              f" seed {results['seed']}). Level: the median over the speaker's clips of their active speech level as "
-             f"recorded (dBFS). {QUIET} SNR: that level - 20 dB against the -50 dBFS white floor (median; and the "
-             "share of clips it leaves below 0 dB). White noise columns: accuracy with white noise at that SNR "
+             f"recorded (dBFS). {QUIET} SNR: that level {quiet.gain_db[0]:+g} dB against the "
+             f"{quiet.floor_dbfs[0]:g} dBFS white floor (median; and the share of clips it leaves below 0 dB). "
+             "White noise columns: accuracy with white noise at that SNR "
              "relative to each clip's active speech, padded as the conditions.\n",
              "![accuracy against SNR](speaker-snr.png)\n",
              f"| speaker | corpus | fold | clips | level | {QUIET} SNR | below 0 dB | {QUIET} | "
