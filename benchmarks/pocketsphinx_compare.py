@@ -9,13 +9,14 @@ clip in the same run (samples at the clip's rate -> digit).
     python -m benchmarks.pocketsphinx_compare --model edge/models/default.tflite \\
         --data ../shared/datasets/hd-en --official ../shared/datasets/fsdd --max-clips 300
 
-Writes benchmarks/results/conditions.{json,md}. Needs the [train] and [dev] extras.
+Writes benchmarks/results/conditions.{json,md} (``--name`` for another name). Needs the [train] and [dev] extras.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
 import platform
 import sys
 import time
@@ -36,7 +37,8 @@ from audiomnist_edge.train.conditions import (
 )
 from audiomnist_edge.train.datasets import load, official_split
 
-RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 GRAMMAR = f"""#JSGF V1.0;
 grammar digits;
@@ -182,9 +184,14 @@ def markdown(result: dict) -> str:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--conditions", "only", default=None, help="Comma-separated condition names (default: all).")
 @click.option("--out", type=click.Path(file_okay=False), default=str(RESULTS), show_default=True)
-def main(model_path, run_dir, folds_run, corpus, all_of, official, max_clips, seed, only, out) -> None:
+@click.option("--name", default=None,
+              help="File name of the report, NAME.{json,md} (default: conditions, or conditions-CORPUS "
+                   "with --corpus), e.g. conditions-heard for speakers the model was trained on.")
+def main(model_path, run_dir, folds_run, corpus, all_of, official, max_clips, seed, only, out, name) -> None:
     """Our int8 model vs PocketSphinx (digit grammar) under every capture condition."""
     try:
+        if name is not None and (not name or Path(name).name != name):
+            raise EdgeError(f"--name {name!r}: give a file name without a folder")
         sets = []
         if run_dir:
             clips, split = held_out_clips(run_dir)
@@ -222,10 +229,11 @@ def main(model_path, run_dir, folds_run, corpus, all_of, official, max_clips, se
         sphinx = PocketSphinxDigits()
         recognisers = {"ours": ours(model), "pocketsphinx": sphinx}
         names = only.split(",") if only else None
+        shown = "each fold's own int8 model" if len(models) == len(sets) else os.path.relpath(model.path, REPO)
         result = {"generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                   "command": "python -m benchmarks.pocketsphinx_compare " + " ".join(sys.argv[1:]),
                   "machine": f"{platform.machine()}, {platform.python_version()}",
-                  "model": "each fold's own int8 model" if len(models) == len(sets) else str(model.path),
+                  "model": shown,
                   "pocketsphinx": f"pocketsphinx {recognisers['pocketsphinx'].version}",
                   "seed": seed, "sets": []}
         for label, clips, description in sets:
@@ -243,7 +251,7 @@ def main(model_path, run_dir, folds_run, corpus, all_of, official, max_clips, se
         sys.exit(1)
     target = Path(out)
     target.mkdir(parents=True, exist_ok=True)
-    stem = f"conditions-{Path(corpus).resolve().name}" if corpus else "conditions"
+    stem = name or (f"conditions-{Path(corpus).resolve().name}" if corpus else "conditions")
     (target / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
     (target / f"{stem}.md").write_text(markdown(result))
     click.echo(markdown(result))

@@ -281,6 +281,15 @@ def test_pocketsphinx_compare_on_one_corpus_of_the_folds(fold_run, tmp_path) -> 
         assert row["result"]["n"] == 10 * TAKES
     alone = run(sys.executable, "-m", "benchmarks.pocketsphinx_compare", "--corpus", hd_en, "--out", tmp_path)
     assert alone.returncode != 0 and alone.stderr.strip() == "error: --corpus needs --folds"
+    named = run(sys.executable, "-m", "benchmarks.pocketsphinx_compare", "--folds", fold_run, "--corpus", hd_en,
+                "--conditions", "clean", "--out", tmp_path / "named", "--name", "conditions-heard")
+    assert named.returncode == 0, named.stderr
+    assert sorted(p.name for p in (tmp_path / "named").iterdir()) == ["conditions-heard.json", "conditions-heard.md"]
+    again = json.loads((tmp_path / "named" / "conditions-heard.json").read_text())["sets"]
+    assert [row["result"]["accuracy"] for row in again] == [row["result"]["accuracy"] for row in sets]
+    outside = run(sys.executable, "-m", "benchmarks.pocketsphinx_compare", "--folds", fold_run, "--name", "../x",
+                  "--out", tmp_path)
+    assert outside.returncode != 0 and "give a file name without a folder" in outside.stderr
 
 
 def test_a_student_distils_from_the_fold_models_that_never_heard_its_test_speakers(fold_run, tmp_path) -> None:
