@@ -143,3 +143,24 @@ def test_quiet_condition_figures_are_the_committed_speaker_snr_results() -> None
         means = [f"{np.mean([r['white'][snr] for r in rows.values() if r['corpus'] == c]):.2f}"
                  for c in ("fsdd", "hd-en")]
         assert f"mean {means[0]}" in text and (f"against {means[1]}" in text or f"(mean {means[1]})" in text)
+
+
+def test_heard_speakers_table_is_the_committed_condition_results() -> None:
+    """docs/training.md's table of FSDD speakers never heard and heard is conditions-fsdd.json's pooled
+    figures beside conditions-heard.json's, every condition and the mean."""
+    never_run = json.loads((RESULTS / "conditions-fsdd.json").read_text())
+    heard_run = json.loads((RESULTS / "conditions-heard.json").read_text())
+    never, (heard,) = never_run["pooled"], heard_run["sets"]
+    text = section("Under the capture conditions", "docs/training.md")
+    for run in (never_run, heard_run):
+        assert run["command"].replace("python -m", ".venv/bin/python -m") in text
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines()
+            if line.startswith("| ") and line.count("|") == 4}
+    assert set(never["accuracy"]["ours"]) == set(heard["result"]["accuracy"]["ours"])
+    for condition, accuracy in never["accuracy"]["ours"].items():
+        assert rows[condition] == (f"| {condition} | {accuracy:.3f} | "
+                                   f"{heard['result']['accuracy']['ours'][condition]:.3f} |")
+    assert rows["mean"] == f"| mean | {never['mean']['ours']:.3f} | {heard['result']['mean']['ours']:.3f} |"
+    short = sum(value < 0.93 for value in heard["result"]["accuracy"]["ours"].values())
+    assert f"yet {short} of the 16 conditions stay under 0.93" in " ".join(text.split())
+    assert f"under 0.93 in {short} of the 16" in " ".join((REPO / "README.md").read_text().split())
