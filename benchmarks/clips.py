@@ -15,6 +15,11 @@ from audiomnist_edge.wav import read_wav
 REPO = Path(__file__).resolve().parents[1]
 
 
+def repo_relative(path: str | Path) -> str:
+    """``path`` relative to the repository: committed reports must not name this machine's folders."""
+    return os.path.relpath(Path(path).resolve(), REPO)
+
+
 def default_fsdd() -> Path:
     """$AUDIOMNIST_EDGE_FSDD, else ../shared/datasets/fsdd beside the repository."""
     return Path(os.environ.get("AUDIOMNIST_EDGE_FSDD", REPO.parent / "shared" / "datasets" / "fsdd"))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import platform
 import sys
 import time
@@ -37,8 +36,9 @@ from audiomnist_edge.train.conditions import (
 )
 from audiomnist_edge.train.datasets import load, official_split
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+from .clips import repo_relative
+
+RESULTS = Path(__file__).resolve().parent / "results"
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 GRAMMAR = f"""#JSGF V1.0;
 grammar digits;
@@ -229,7 +229,7 @@ def main(model_path, run_dir, folds_run, corpus, all_of, official, max_clips, se
         sphinx = PocketSphinxDigits()
         recognisers = {"ours": ours(model), "pocketsphinx": sphinx}
         names = only.split(",") if only else None
-        shown = "each fold's own int8 model" if len(models) == len(sets) else os.path.relpath(model.path, REPO)
+        shown = "each fold's own int8 model" if len(models) == len(sets) else repo_relative(model.path)
         result = {"generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                   "command": "python -m benchmarks.pocketsphinx_compare " + " ".join(sys.argv[1:]),
                   "machine": f"{platform.machine()}, {platform.python_version()}",

@@ -33,7 +33,6 @@ Playback is real time: ``--digits 100`` takes about 4 minutes.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -48,7 +47,7 @@ from audiomnist_edge.model import Model
 from audiomnist_edge.recognizer import Detection
 from audiomnist_edge.wav import write_wav
 
-from .clips import REPO, default_fsdd
+from .clips import REPO, default_fsdd, repo_relative
 from .listen_latency import from_file, through_device
 from .pulse import private_server
 from .stream_bench import (CONDITIONS, RESULTS, Score, clip_speakers, condition_stream, edit_distance,
@@ -183,8 +182,8 @@ def main(model_path: str | None, fsdd: Path | None, hd_en: Path | None, digits: 
     command = " ".join(["python -m benchmarks.pulse_stream", f"--digits {digits}"]
                        + ([f"--condition {condition}"] if condition != "padded" else [])
                        + ([f"--seed {seed}"] if seed else [])
-                       + ([f"--model {os.path.relpath(model.path, REPO)}"] if model_path else []))
-    results: dict[str, Any] = {"command": command, "seed": seed, "model": os.path.relpath(model.path, REPO),
+                       + ([f"--model {repo_relative(model.path)}"] if model_path else []))
+    results: dict[str, Any] = {"command": command, "seed": seed, "model": repo_relative(model.path),
                                "condition": {condition: CONDITIONS[condition]}, "sink_rate": SINK_RATE,
                                "target_points": TARGET_POINTS, "streams": {}}
     pooled, pooled_distance = {"input": Score(), "pulse": Score()}, 0

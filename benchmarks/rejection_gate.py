@@ -47,7 +47,7 @@ from audiomnist_edge.recognizer import MIN_CONFIDENCE, Recognizer
 from audiomnist_edge.resample import resample
 from audiomnist_edge.wav import read_wav
 
-from .clips import REPO, default_fsdd
+from .clips import REPO, default_fsdd, repo_relative
 from .stream_bench import (NON_DIGIT_WORDS, RESULTS, clip_speakers, corpus_clips, load_folds, speaker_clips,
                            synth_words)
 
@@ -224,7 +224,7 @@ def main(model_path: str | None, folds_run: Path | None, per_set: int, seed: int
                 spread([p for _, p in corpus_clips(REPO.parent / "shared" / "datasets" / "hd-en",
                                                     lambda take: True)]),
         }
-        results["model"] = str(model.path)
+        results["model"] = repo_relative(model.path)
         sets["HD-EN digits " + BACKWARDS] = sets[list(sets)[-1]]
         per_model_scores = [set_scores(model, sets, seed)]
     else:

@@ -28,6 +28,7 @@ from audiomnist_edge.resample import default_engine
 from audiomnist_edge.wav import wav_bytes
 
 from . import clips as clip_sets
+from .clips import repo_relative
 from . import mfcc_compare, model_compare, process_compare, resample_compare
 from .report import write_results
 
@@ -36,11 +37,6 @@ RESULTS = REPO / "benchmarks" / "results"
 MAKE_RUN = "the README's default recipe (Training: `audiomnist-edge train ... --out runs/default`)"
 LENGTHS = [0.5, 1, 2, 5, 10, 30]
 BATCHES = [1, 8, 32, 128, 512]
-
-
-def relative(path: Path) -> str:
-    """``path`` relative to the repository (results must not name the machine's folders)."""
-    return os.path.relpath(Path(path).resolve(), REPO)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -132,7 +128,7 @@ def main(model_path: str | None, run_dir: str | None, float32_path: str | None, 
         "date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "machine": platform.machine(),
         "python": platform.python_version(), "backend": f"{int8.backend.name} {int8.backend.version}",
         "load_average": list(os.getloadavg()), "clips": source, "rounds": rounds,
-        "model": relative(int8.path), "run": relative(run) if run else None, "quick": quick,
+        "model": repo_relative(int8.path), "run": repo_relative(run) if run else None, "quick": quick,
     }
     for path in write_results(results, Path(out)):
         click.echo(path)

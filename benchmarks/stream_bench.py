@@ -59,7 +59,7 @@ from audiomnist_edge.train.conditions import EVAL_RIR_SEED
 from audiomnist_edge.train.datasets import Dataset, load_many
 from audiomnist_edge.wav import read_wav
 
-from .clips import REPO, default_fsdd
+from .clips import REPO, default_fsdd, repo_relative
 
 RESULTS = REPO / "benchmarks" / "results"
 BLOCK_SECONDS = 0.05
@@ -502,7 +502,7 @@ def main(model_path: str | None, folds_run: Path | None, fsdd: Path | None, hd_e
                                "seed": seed, "conditions": CONDITIONS}
     if folds_run is None:
         model = Model.load(model_path)
-        results["model"] = str(model.path)
+        results["model"] = repo_relative(model.path)
         results["streams"] = single_model(model, fsdd or default_fsdd(),
                                           hd_en or REPO.parent / "shared" / "datasets" / "hd-en",
                                           digits, listening, seed)

@@ -49,6 +49,12 @@ def test_committed_results_name_no_machine_paths() -> None:
     absolute = re.compile(r"(?:^|[\s(`'\"])/[A-Za-z]")
     assert not absolute.search(context["clips"])
     assert not absolute.search((RESULTS / "bench.md").read_text())
+    for report in sorted(RESULTS.glob("*.json")):
+        results = json.loads(report.read_text())
+        rows = results.get("folds", []) if isinstance(results.get("folds"), list) else []
+        named = [row["model"] for row in [results, *rows]
+                 if isinstance(row, dict) and isinstance(row.get("model"), str)]
+        assert not any(Path(model).is_absolute() for model in named), report.name
 
 
 def test_readme_default_recipe_row_is_the_packaged_model() -> None:
