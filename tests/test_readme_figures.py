@@ -170,3 +170,15 @@ def test_heard_speakers_table_is_the_committed_condition_results() -> None:
     short = sum(value < 0.93 for value in heard["result"]["accuracy"]["ours"].values())
     assert f"yet {short} of the 16 conditions stay under 0.93" in " ".join(text.split())
     assert f"under 0.93 in {short} of the 16" in " ".join((REPO / "README.md").read_text().split())
+
+
+def test_listening_quotes_the_packaged_models_fsdd_streams() -> None:
+    """docs/listening.md's figures for the packaged model's streams of FSDD speakers it heard are stream.json's."""
+    streams = json.loads((RESULTS / "stream.json").read_text())["streams"]
+    (fsdd,) = [scores for name, scores in streams.items() if name.startswith("FSDD takes 0-4")]
+    text = " ".join(section("Stream benchmark", "docs/listening.md").split())
+    score = {name: f"{row['sequence_score']:.3f}" for name, row in fsdd.items()}
+    assert f"it scores {score['clean']} on clean streams and {score['padded']} on padded ones" in text
+    assert (f"but {score['quiet-20dB']} when they speak 20 dB quieter and {score['reverb-0.6s']} "
+            "in the 0.6 s room") in text
+    assert float(score["quiet-20dB"]) < 0.92 and float(score["reverb-0.6s"]) < 0.92 <= float(score["clean"])
