@@ -224,6 +224,18 @@ def test_folds_of_a_folder_that_is_no_fold_run(bench, tmp_path) -> None:
     assert "not a fold run" in result.stderr
 
 
+@pytest.mark.parametrize("bench", ["stream_bench", "rejection_gate", "speaker_snr"])
+def test_folds_of_a_fold_run_without_its_features(bench, fold_run, tmp_path) -> None:
+    """A copy of a fold run that kept folds.json and a fold model but lost features.json: one line, no traceback."""
+    (tmp_path / "folds").mkdir()
+    for name in ("run.json", "folds.json", "folds/fold-0.tflite"):
+        (tmp_path / name).write_bytes((fold_run / name).read_bytes())
+    result = run(sys.executable, "-m", f"benchmarks.{bench}", "--folds", tmp_path, "--out", tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "not a fold run" in result.stderr and "features.json" in result.stderr
+
+
 def test_fold_models_are_self_describing(fold_run) -> None:
     """A fold's int8 model carries its held-out speakers and runs under predict --model."""
     tests, _ = fold_speakers(fold_run)

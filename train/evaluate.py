@@ -229,8 +229,11 @@ def fold_model(run_dir: str | Path, fold: int):
     path = run_dir / "folds" / f"fold-{fold}.tflite"
     if not path.is_file():
         raise EdgeError(f"{path}: no fold model; run `audiomnist-edge evaluate {run_dir} --folds` first")
-    params = FeatureParams.from_json((run_dir / "features.json").read_text())
-    result = json.loads((run_dir / "folds.json").read_text())
+    try:
+        params = FeatureParams.from_json((run_dir / "features.json").read_text())
+        result = json.loads((run_dir / "folds.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise EdgeError(f"{run_dir}: not a fold run of audiomnist-edge evaluate --folds ({exc})") from None
     return runtime_model(path.read_bytes(), params, result.get("labels", LABELS), warps=result.get("warps") or (1.0,))
 
 
