@@ -182,3 +182,24 @@ def test_listening_quotes_the_packaged_models_fsdd_streams() -> None:
     assert (f"but {score['quiet-20dB']} when they speak 20 dB quieter and {score['reverb-0.6s']} "
             "in the 0.6 s room") in text
     assert float(score["quiet-20dB"]) < 0.92 and float(score["reverb-0.6s"]) < 0.92 <= float(score["clean"])
+
+
+def test_listening_quotes_the_heard_voices_rejection_reports() -> None:
+    """docs/listening.md's figures for a fold-0 model that heard the benchmark's voices, and for the default's
+    fold-0 model, are benchmarks/results/heard-voices/'s reports: words passed and held-out digits, per gate."""
+    words = "flite + festival non-digit words (unseen people and words)"
+    digits = "digits of each fold's held-out speakers"
+
+    def gates(report: Path) -> dict[float, tuple[str, str]]:
+        rows = json.loads(report.read_text())["unknown_rows"]
+        return {row["unknown_at"]: (f"{100 * row[words]:.1f}%", f"{100 * row[digits]:.1f}%")
+                for row in rows if row["keep_training_digits"] is None}
+
+    heard = gates(RESULTS / "heard-voices" / "rejection-folds.json")
+    default = gates(RESULTS / "heard-voices" / "default-fold-0" / "rejection-folds.json")
+    text = " ".join(section("Rejecting what is not a digit", "docs/listening.md").split())
+    assert (f"passes {heard[0.8][0]} of those voices' non-digit words at the default gates and {heard[0.8][1]} of its "
+            f"held-out digits, against {default[0.8][0]} and {default[0.8][1]} for the default's fold-0 model") in text
+    assert (f"`--unknown-at 0.5` gives {heard[0.5][0]} and {heard[0.5][1]} (the default's model: {default[0.5][0]} "
+            f"and {default[0.5][1]}), 0.3 gives {heard[0.3][0]} and {heard[0.3][1]} "
+            f"({default[0.3][0]} and {default[0.3][1]})") in text

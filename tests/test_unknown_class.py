@@ -214,3 +214,27 @@ def test_unknown_is_decided_at_its_threshold_else_the_best_digit() -> None:
     # below 0.5 unknown is decided even where a digit is more probable: a stricter gate
     assert decision_indices(p, labels, unknown_at=0.3).tolist() == [10, 10, 10, 2]
     assert decision_indices(p[:, :10], LABELS).tolist() == np.argmax(p[:, :10], axis=1).tolist()
+
+
+def test_heard_voices_say_training_words_only_and_the_same_each_time(tmp_path) -> None:
+    """benchmarks.heard_voices: the rejection benchmark's three voices say the unknown class's training words,
+    never the benchmark's words, seeded (the same clips again) and resumable."""
+    from benchmarks import heard_voices
+
+    for program in ("flite", "festival", "sox"):
+        require(shutil.which(program), f"{program} not installed (apt-get install {program})")
+    words = nondigit.WORDS[:3]
+    paths = heard_voices.generate(tmp_path / "a", words)
+    assert sorted(p.name for p in paths) == sorted(f"unknown_ndor{v}_{w}.wav" for v in ("rms", "slt", "ked")
+                                                   for w in range(3))
+    for path in paths:
+        samples, rate = read_wav(path)
+        assert rate == 8000 and len(samples) > 0.2 * rate and np.abs(samples).max() > 1e-3
+    assert load(tmp_path / "a", synthetic=True).digits.tolist() == [len(LABELS)] * 9  # all "unknown"
+    again = heard_voices.generate(tmp_path / "b", words)
+    assert [p.read_bytes() for p in again] == [p.read_bytes() for p in paths]
+    paths[-1].unlink()  # a lost festival clip is made again, the same
+    heard_voices.generate(tmp_path / "a", words)
+    assert paths[-1].read_bytes() == again[-1].read_bytes()
+    with pytest.raises(ValueError, match="unheard"):
+        heard_voices.generate(tmp_path / "c", (words[0], NON_DIGIT_WORDS[0]))
