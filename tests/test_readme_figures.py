@@ -197,6 +197,8 @@ def test_listening_quotes_the_heard_voices_rejection_reports() -> None:
 
     heard = gates(RESULTS / "heard-voices" / "rejection-folds.json")
     default = gates(RESULTS / "heard-voices" / "default-fold-0" / "rejection-folds.json")
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"that heard those three voices say other words ({heard[0.8][0]};" in readme
     text = " ".join(section("Rejecting what is not a digit", "docs/listening.md").split())
     assert (f"passes {heard[0.8][0]} of those voices' non-digit words at the default gates and {heard[0.8][1]} of its "
             f"held-out digits, against {default[0.8][0]} and {default[0.8][1]} for the default's fold-0 model") in text
