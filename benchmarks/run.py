@@ -28,7 +28,6 @@ from audiomnist_edge.resample import default_engine
 from audiomnist_edge.wav import wav_bytes
 
 from . import clips as clip_sets
-from .clips import repo_relative
 from . import mfcc_compare, model_compare, process_compare, resample_compare
 from .report import write_results
 
@@ -128,7 +127,8 @@ def main(model_path: str | None, run_dir: str | None, float32_path: str | None, 
         "date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "machine": platform.machine(),
         "python": platform.python_version(), "backend": f"{int8.backend.name} {int8.backend.version}",
         "load_average": list(os.getloadavg()), "clips": source, "rounds": rounds,
-        "model": repo_relative(int8.path), "run": repo_relative(run) if run else None, "quick": quick,
+        "model": clip_sets.repo_relative(int8.path), "run": clip_sets.repo_relative(run) if run else None,
+        "quick": quick,
     }
     for path in write_results(results, Path(out)):
         click.echo(path)
