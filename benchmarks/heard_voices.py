@@ -45,12 +45,6 @@ FESTIVAL = "ked_diphone"
 SEED = 7
 
 
-def _write(path: Path, samples: np.ndarray, rate: int) -> None:
-    tmp = path.with_suffix(".tmp")
-    write_wav(tmp, samples, rate)
-    tmp.replace(path)
-
-
 def generate(out: Path, words: tuple[str, ...] = WORDS, rate: int = 8000, seed: int = SEED) -> list[Path]:
     """Write ``recordings/unknown_ndor{voice}_{w}.wav`` for each word and voice; the paths.
 
@@ -68,7 +62,7 @@ def generate(out: Path, words: tuple[str, ...] = WORDS, rate: int = 8000, seed: 
             path = rec / f"unknown_ndor{voice}_{w}.wav"
             cents, tempo = int(rng.integers(*PITCH_CENTS)), float(rng.uniform(*TEMPO))
             if not path.exists():
-                _write(path, speak_flite(word, voice, cents, tempo, rate), rate)
+                write_wav(path, speak_flite(word, voice, cents, tempo, rate), rate)
             paths.append(path)
         festival.append((rec / f"unknown_ndor{FESTIVAL.split('_')[0]}_{w}.wav", word,
                          int(rng.integers(*PITCH_CENTS)), float(rng.uniform(*TEMPO))))
@@ -77,7 +71,7 @@ def generate(out: Path, words: tuple[str, ...] = WORDS, rate: int = 8000, seed: 
         with tempfile.TemporaryDirectory() as tmp:
             raw = speak_festival([j[1] for j in todo], FESTIVAL, [1.0 / j[3] for j in todo], Path(tmp))
             for (path, _, cents, _), wav in zip(todo, raw):
-                _write(path, _shift(wav, rate, cents, 1.0), rate)
+                write_wav(path, _shift(wav, rate, cents, 1.0), rate)
     return paths + [job[0] for job in festival]
 
 

@@ -178,14 +178,9 @@ def generate(out: str | Path | None = None, voices_per_word: int = 2, n_noise: i
         if not path.exists():
             recorded_jobs.append((path, word, "festival", FOREIGN_VOICES[k], cents, tempo))
 
-    def write(path: Path, samples: np.ndarray) -> None:
-        tmp = path.with_suffix(".tmp")
-        write_wav(tmp, samples, rate)
-        tmp.replace(path)
-
     def say(job) -> None:
         path, word, engine, voice, *shape = job  # espeak: speed, pitch; flite: cents, tempo
-        write(path, (speak if engine == "espeak" else speak_flite)(word, voice, *shape, rate))
+        write_wav(path, (speak if engine == "espeak" else speak_flite)(word, voice, *shape, rate), rate)
 
     festival = [j for j in recorded_jobs if j[2] == "festival"]
     jobs = [(p, w, "espeak", v, s, t) for p, w, v, s, t in espeak_jobs] + \
@@ -201,7 +196,7 @@ def generate(out: str | Path | None = None, voices_per_word: int = 2, n_noise: i
             # festival stretches duration itself (one process per voice); sox shifts the pitch
             raw = speak_festival([j[1] for j in mine], voice, [1.0 / j[5] for j in mine], Path(tmp))
             for (path, _, _, _, cents, _), wav in zip(mine, raw):
-                write(path, _shift(wav, rate, cents, 1.0))
+                write_wav(path, _shift(wav, rate, cents, 1.0), rate)
     if progress and total:
         print(f"\rnondigit words: {total}/{total} clips", file=sys.stderr)
     spoken = sorted(p for p in rec.glob("unknown_nd*_*.wav") if "_ndnoise_" not in p.name)
@@ -212,7 +207,7 @@ def generate(out: str | Path | None = None, voices_per_word: int = 2, n_noise: i
         clip = noise_clip(kind, rate, noise_rng, sources)  # drawn for every clip: a resumed run matches
         path = rec / f"unknown_ndnoise_{k}.wav"
         if not path.exists():
-            write(path, clip)
+            write_wav(path, clip, rate)
     return root
 
 

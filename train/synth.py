@@ -195,27 +195,22 @@ def generate(out: str | Path | None = None, n_speakers: int = 320, takes: int = 
         if todo:
             jobs.append((person, todo))
 
-    def write(path: Path, samples: np.ndarray) -> None:
-        tmp = path.with_suffix(".tmp")
-        write_wav(tmp, samples, rate)
-        tmp.replace(path)
-
     def run(job) -> int:
         person, todo = job
         if engine == "espeak":
             for path, word, spd, pitch in todo:
-                write(path, speak(word, person["voice"], spd, pitch, rate))
+                write_wav(path, speak(word, person["voice"], spd, pitch, rate), rate)
         elif engine == "flite":
             for path, word, _, _ in todo:
-                write(path, speak_flite(word, person["voice"], person["pitch_cents"],
-                                        person["tempo"], rate))
+                write_wav(path, speak_flite(word, person["voice"], person["pitch_cents"], person["tempo"], rate),
+                          rate)
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 # festival stretches duration itself; sox then shifts the pitch only
                 raw = speak_festival([w for _, w, _, _ in todo], person["voice"],
                                      [1.0 / person["tempo"]] * len(todo), Path(tmp))
                 for (path, *_), wav in zip(todo, raw):
-                    write(path, _shift(wav, rate, person["pitch_cents"], 1.0))
+                    write_wav(path, _shift(wav, rate, person["pitch_cents"], 1.0), rate)
         return len(todo)
 
     total, done = sum(len(t) for _, t in jobs), 0
